@@ -1,0 +1,133 @@
+//! The error type that crosses the plugin boundary.
+//!
+//! It is a `#[repr(u8)]` enum of plain data so that host and plugin agree on it whatever compiler
+//! built either side; the host turns it into its own typed error and adds the plugin's name and path.
+
+use std::fmt;
+
+use abi_stable::{std_types::RString, StableAbi};
+
+/// What went wrong inside a plugin call.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum PluginError {
+    /// The configuration handed to the constructor was rejected.
+    InvalidConfig { message: RString },
+    /// The input of a call (pool, job, files) was rejected.
+    InvalidInput { message: RString },
+    /// The call ran and failed.
+    Failed { message: RString },
+    /// The plugin panicked; the panic was caught at the boundary.
+    Panicked { message: RString },
+    /// The host asked the plugin to stop and it did.
+    Cancelled,
+}
+
+impl PluginError {
+    /// A rejected configuration.
+    pub fn invalid_config(message: impl fmt::Display) -> Self {
+        Self::InvalidConfig {
+            message: message.to_string().into(),
+        }
+    }
+
+    /// A rejected input.
+    pub fn invalid_input(message: impl fmt::Display) -> Self {
+        Self::InvalidInput {
+            message: message.to_string().into(),
+        }
+    }
+
+    /// A failure while running.
+    pub fn failed(message: impl fmt::Display) -> Self {
+        Self::Failed {
+            message: message.to_string().into(),
+        }
+    }
+
+    /// Builds the error for a caught panic from its payload.
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_string()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "panic with a non-string payload".to_string()
+        };
+        Self::Panicked {
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidConfig { message } => write!(f, "invalid config: {message}"),
+            Self::InvalidInput { message } => write!(f, "invalid input: {message}"),
+            Self::Failed { message } => write!(f, "{message}"),
+            Self::Panicked { message } => write!(f, "panicked: {message}"),
+            Self::Cancelled => write!(f, "cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// Runs `f`, turning a panic into [`PluginError::Panicked`]. Every call the export macros generate
+/// goes through here, because unwinding out of an `extern "C"` function aborts the process.
+pub fn catch_panics<T>(f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => Err(PluginError::from_panic(payload.as_ref())),
+    }
+}
+
+/// Parses a plugin's JSON config into its typed config, naming the offending field on error.
+pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, PluginError> {
+    let text = if json.trim().is_empty() { "{}" } else { json };
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            PluginError::invalid_config(e.inner())
+        } else {
+            PluginError::invalid_config(format!("field `{path}`: {}", e.inner()))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        mode: String,
+    }
+
+    #[test]
+    fn catch_panics_turns_panic_into_error() {
+        let r: Result<(), _> = catch_panics(|| panic!("boom {}", 7));
+        assert_eq!(
+            r,
+            Err(PluginError::Panicked {
+                message: "boom 7".into()
+            })
+        );
+    }
+
+    #[test]
+    fn parse_config_names_the_field() {
+        let err = parse_config::<Cfg>(r#"{"mode": 3}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("field `mode`"), "{err}");
+        let err = parse_config::<Cfg>(r#"{"mod": "x"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `mod`"), "{err}");
+    }
+}
