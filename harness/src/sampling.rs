@@ -1,0 +1,357 @@
+//! The sampling stage of an experiment: find each arm's samplers, plan the cells, and write each
+//! cell's ordered training file and stage summary under `runs/<experiment>/<cell>/`.
+//!
+//! The plan is computed (and checked: no size may exceed its arm's filtered pool) before any file
+//! is written. A cell whose sampler fails — a caught panic included — is recorded as failed with
+//! its error and the other cells go on.
+
+use std::{
+    collections::BTreeMap,
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
+};
+
+use serde::Serialize;
+use valley_plugin_api::{Candidate, SamplerRole};
+
+use crate::{
+    error::{Error, Result},
+    experiment::{Arm, Cell, Experiment, PluginSpec, StageSpec},
+    pipeline::{run_pipeline, PipelineOutcome, Stage},
+    plugins::{CallServices, Discovery, LoadedSampler, PluginLibrary, PluginSearch},
+    records::{read_training_jsonl, write_training_jsonl, RecordSet},
+};
+
+/// Plugins available to an experiment: the libraries it names by path, then discovery.
+pub struct PluginRegistry {
+    explicit: Vec<PluginLibrary>,
+    discovery: Discovery,
+    searched: Vec<PathBuf>,
+}
+
+impl PluginRegistry {
+    /// Loads the experiment's explicit plugin paths (a failure there is an error: the user named
+    /// that file) and discovers the rest.
+    ///
+    /// # Errors
+    /// [`Error::Load`] for an explicit path that does not load.
+    pub fn for_experiment(exp: &Experiment, search: &PluginSearch) -> Result<Self> {
+        let explicit = exp
+            .spec
+            .plugins
+            .paths
+            .iter()
+            .map(|p| PluginLibrary::load(p).map_err(Error::from))
+            .collect::<Result<Vec<_>>>()?;
+        let discovery = search.discover();
+        for failure in &discovery.failures {
+            tracing::warn!("skipping plugin library: {failure}");
+        }
+        Ok(Self {
+            explicit,
+            discovery,
+            searched: search.dirs.clone(),
+        })
+    }
+
+    /// The library that provides a slot's plugin.
+    ///
+    /// # Errors
+    /// [`Error::Load`] when the slot's `path` does not load, [`Error::PluginNotFound`] when no
+    /// library provides the name, [`Error::Config`] when `path` provides another plugin.
+    pub fn resolve(&self, spec: &PluginSpec, slot: &str) -> Result<PluginLibrary> {
+        if let Some(path) = &spec.path {
+            let lib = PluginLibrary::load(path)?;
+            if lib.name() != spec.plugin {
+                return Err(Error::Config(format!(
+                    "{slot}: {} provides plugin `{}`, not `{}`",
+                    path.display(),
+                    lib.name(),
+                    spec.plugin
+                )));
+            }
+            return Ok(lib);
+        }
+        self.explicit
+            .iter()
+            .find(|p| p.name() == spec.plugin)
+            .or_else(|| self.discovery.find(&spec.plugin))
+            .cloned()
+            .ok_or_else(|| Error::PluginNotFound {
+                slot: slot.to_string(),
+                plugin: spec.plugin.clone(),
+                searched: self
+                    .searched
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Builds the samplers of an arm, checking kind and role of each.
+    ///
+    /// # Errors
+    /// As [`PluginRegistry::resolve`], plus [`Error::WrongKind`] and construction errors.
+    pub fn arm_samplers(&self, arm: &Arm) -> Result<Vec<(StageSpec, LoadedSampler)>> {
+        arm.stages
+            .iter()
+            .map(|stage| {
+                let role = match stage.role.as_str() {
+                    "filter" => SamplerRole::Filter,
+                    "subset" => SamplerRole::Subset,
+                    _ => SamplerRole::Order,
+                };
+                let lib = self.resolve(&stage.spec, &stage.slot)?;
+                let sampler = lib.sampler(&stage.slot, role, &stage.spec.config)?;
+                Ok((stage.clone(), sampler))
+            })
+            .collect()
+    }
+}
+
+/// One planned cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedCell {
+    /// The cell.
+    pub cell: Cell,
+    /// The cell's key (its directory name).
+    pub key: String,
+    /// Records left after the arm's filters for this seed.
+    pub pool: usize,
+}
+
+/// The plan of an experiment's sampling stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Records read.
+    pub records: usize,
+    /// Bad rows skipped (under `on_bad_row = "skip"`).
+    pub skipped_rows: usize,
+    /// Cells in order.
+    pub cells: Vec<PlannedCell>,
+}
+
+/// An experiment with its data read and its samplers built.
+pub struct Prepared {
+    /// The experiment.
+    pub experiment: Experiment,
+    /// The training records.
+    pub data: RecordSet,
+    /// The candidate pool (metadata of every record).
+    pub pool: Vec<Candidate>,
+    samplers: BTreeMap<String, Vec<(StageSpec, LoadedSampler)>>,
+}
+
+impl Prepared {
+    /// Reads the data and builds every arm's samplers; stops at the first problem, before any
+    /// work is done.
+    ///
+    /// # Errors
+    /// Data errors, plugin resolution and construction errors.
+    pub fn new(experiment: Experiment, search: &PluginSearch) -> Result<Self> {
+        let registry = PluginRegistry::for_experiment(&experiment, search)?;
+        let mut samplers = BTreeMap::new();
+        for arm in &experiment.arms {
+            samplers.insert(arm.name.clone(), registry.arm_samplers(arm)?);
+        }
+        let data =
+            read_training_jsonl(&experiment.spec.data.train, experiment.spec.data.on_bad_row)?;
+        let pool = data.candidates();
+        Ok(Self {
+            experiment,
+            data,
+            pool,
+            samplers,
+        })
+    }
+
+    fn stages(&self, arm: &str) -> Vec<(&StageSpec, &dyn Stage)> {
+        self.samplers[arm]
+            .iter()
+            .map(|(spec, s)| (spec, s as &dyn Stage))
+            .collect()
+    }
+
+    /// Plans every cell: runs each arm's filters per seed to size its pool.
+    ///
+    /// # Errors
+    /// A sampler failure, or [`Error::Config`] when a size exceeds its arm's filtered pool.
+    pub fn plan(&self, services: &CallServices) -> Result<Plan> {
+        let mut pools: BTreeMap<(String, u64), usize> = BTreeMap::new();
+        let mut cells = Vec::new();
+        for cell in self.experiment.cells() {
+            let pool = match pools.get(&(cell.arm.clone(), cell.seed)) {
+                Some(&n) => n,
+                None => {
+                    let filters: Vec<_> = self
+                        .stages(&cell.arm)
+                        .into_iter()
+                        .filter(|(spec, _)| spec.role == "filter")
+                        .collect();
+                    let n = run_pipeline(&filters, &self.pool, &cell, services)?
+                        .order
+                        .len();
+                    pools.insert((cell.arm.clone(), cell.seed), n);
+                    n
+                }
+            };
+            if cell.size as usize > pool {
+                return Err(Error::Config(format!(
+                    "{}: size {} of arm `{}` exceeds its pool of {pool} records after filters (seed {}); lower `sweep.sizes` or loosen the filters",
+                    self.experiment.file.display(),
+                    cell.size,
+                    cell.arm,
+                    cell.seed
+                )));
+            }
+            cells.push(PlannedCell {
+                key: cell.key(),
+                cell,
+                pool,
+            });
+        }
+        Ok(Plan {
+            records: self.data.records.len(),
+            skipped_rows: self.data.skipped.len(),
+            cells,
+        })
+    }
+
+    /// Runs the pipeline of one cell.
+    ///
+    /// # Errors
+    /// A sampler failure or contract violation.
+    pub fn sample(&self, cell: &Cell, services: &CallServices) -> Result<PipelineOutcome> {
+        run_pipeline(&self.stages(&cell.arm), &self.pool, cell, services)
+    }
+}
+
+/// What the sampling run did.
+#[derive(Debug, Default)]
+pub struct SamplingSummary {
+    /// Cells whose training file was written.
+    pub written: Vec<String>,
+    /// Base-model cells (size 0): nothing to sample.
+    pub base: Vec<String>,
+    /// Failed cells and their errors.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Writes every cell's files under the experiment's run directory, printing one line per cell.
+///
+/// # Errors
+/// Only errors that stop the whole run (the run directory cannot be written); a cell's own
+/// failure is recorded in the summary and in its `error.txt`.
+pub fn run_sampling(
+    prepared: &Prepared,
+    plan: &Plan,
+    cancel: Arc<AtomicBool>,
+    out: &mut dyn Write,
+) -> Result<SamplingSummary> {
+    let exp = &prepared.experiment;
+    let root = exp.runs_dir();
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    write_json(&root.join("experiment.json"), &exp_record(exp))?;
+    let mut summary = SamplingSummary::default();
+    for planned in &plan.cells {
+        let dir = root.join(&planned.key);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        // The resolved config goes first, so that a cell that fails still says what it was.
+        write_json(&dir.join("config.json"), &cell_config(prepared, planned))?;
+        let error_file = dir.join("error.txt");
+        if error_file.exists() {
+            std::fs::remove_file(&error_file).map_err(|e| Error::io(&error_file, e))?;
+        }
+        if planned.cell.size == 0 {
+            let _ = writeln!(
+                out,
+                "{:<32} base model (size 0): nothing to sample",
+                planned.key
+            );
+            summary.base.push(planned.key.clone());
+            continue;
+        }
+        let services = CallServices::new(planned.key.clone(), cancel.clone());
+        match prepared
+            .sample(&planned.cell, &services)
+            .and_then(|outcome| write_cell(prepared, &dir, &outcome))
+        {
+            Ok(n) => {
+                let _ = writeln!(
+                    out,
+                    "{:<32} wrote {n} records to {}",
+                    planned.key,
+                    dir.join("train.jsonl").display()
+                );
+                summary.written.push(planned.key.clone());
+            }
+            Err(e) => {
+                let message = e.to_string();
+                std::fs::write(&error_file, format!("{message}\n"))
+                    .map_err(|e| Error::io(&error_file, e))?;
+                let _ = writeln!(out, "{:<32} FAILED: {message}", planned.key);
+                summary.failed.push((planned.key.clone(), message));
+            }
+        }
+    }
+    Ok(summary)
+}
+
+fn write_cell(prepared: &Prepared, dir: &Path, outcome: &PipelineOutcome) -> Result<usize> {
+    let records = outcome
+        .order
+        .iter()
+        .map(|&i| &prepared.data.records[i as usize]);
+    let mut bytes = Vec::new();
+    write_training_jsonl(&mut bytes, records).map_err(|e| Error::io(dir, e))?;
+    write_atomic(&dir.join("train.jsonl"), &bytes)?;
+    let ids: Vec<&str> = outcome
+        .order
+        .iter()
+        .map(|&i| prepared.data.records[i as usize].id.as_str())
+        .collect();
+    write_json(
+        &dir.join("stages.json"),
+        &serde_json::json!({ "records": outcome.order.len(), "stages": outcome.stages, "ids": ids }),
+    )?;
+    Ok(outcome.order.len())
+}
+
+fn exp_record(exp: &Experiment) -> serde_json::Value {
+    serde_json::json!({ "name": exp.name, "file": exp.file, "resolved": exp.spec })
+}
+
+fn cell_config(prepared: &Prepared, planned: &PlannedCell) -> serde_json::Value {
+    let exp = &prepared.experiment;
+    let arm = exp.arm(&planned.cell.arm).map(|a| &a.stages);
+    serde_json::json!({
+        "experiment": exp.name,
+        "file": exp.file,
+        "cell": { "key": planned.key, "arm": planned.cell.arm, "size": planned.cell.size, "seed": planned.cell.seed },
+        "data": {
+            "train": exp.spec.data.train,
+            "records": prepared.data.records.len(),
+            "skipped_rows": prepared.data.skipped.len(),
+            "pool_after_filters": planned.pool,
+        },
+        "pipeline": arm,
+        "trainer": exp.spec.trainer,
+        "evaluator": exp.spec.evaluator,
+        "tracking": exp.spec.tracking,
+    })
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, e.into()))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Writes through a temporary file and a rename, so that a killed run never leaves half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

@@ -1,0 +1,291 @@
+//! `valley plugins new`: writes a plugin crate that builds and loads as generated, inside the
+//! workspace (added to its members) or anywhere else (a standalone crate that depends on
+//! `valley-plugin-api` by path).
+
+use std::path::{Path, PathBuf};
+
+use valley_plugin_api::PluginKind;
+
+use crate::{
+    error::{Error, Result},
+    plugins::workspace_root,
+};
+
+/// Creates the crate `name` under `parent` (default: `plugins/` of the workspace around the
+/// current directory, else the current directory) and returns its directory.
+///
+/// # Errors
+/// [`Error::Config`] for a bad name, an existing directory, or when `valley-plugin-api` cannot be
+/// found; I/O errors naming the path.
+pub fn scaffold(name: &str, kind: PluginKind, parent: Option<&Path>) -> Result<PathBuf> {
+    if !(name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    {
+        return Err(Error::Config(format!(
+            "plugin name `{name}`: use lowercase letters, digits and `-`, starting with a letter"
+        )));
+    }
+    let valley_root = find_valley_root().ok_or_else(|| {
+        Error::Config(
+            "cannot find the valley checkout (plugins/api/Cargo.toml): run `valley plugins new` from inside it, or the valley binary built in it".into(),
+        )
+    })?;
+    let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let parent = match parent {
+        Some(p) => std::path::absolute(p).map_err(|e| Error::io(p, e))?,
+        None if workspace_root(&cwd).as_deref() == Some(valley_root.as_path()) => {
+            valley_root.join("plugins")
+        }
+        None => cwd,
+    };
+    let dir = parent.join(name);
+    if dir.exists() {
+        return Err(Error::Config(format!("{}: already exists", dir.display())));
+    }
+    let inside = dir.starts_with(&valley_root);
+    let manifest = if inside {
+        workspace_manifest(name)
+    } else {
+        standalone_manifest(name, &valley_root.join("plugins").join("api"))
+    };
+    std::fs::create_dir_all(dir.join("src")).map_err(|e| Error::io(&dir, e))?;
+    let write = |rel: &str, text: String| {
+        let p = dir.join(rel);
+        std::fs::write(&p, text).map_err(|e| Error::io(&p, e))
+    };
+    write("Cargo.toml", manifest)?;
+    write("src/lib.rs", source(name, kind))?;
+    if inside {
+        add_member(&valley_root, &dir)?;
+    } else {
+        write(".gitignore", "/target\n".into())?;
+    }
+    Ok(dir)
+}
+
+/// What to do after scaffolding: build, check, and name the plugin in an experiment.
+pub fn next_steps(name: &str, dir: &Path) -> String {
+    let lib = format!(
+        "{}{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
+    let inside = find_valley_root().is_some_and(|root| dir.starts_with(root));
+    let (build, path) = if inside {
+        (
+            format!("cargo build -p {name}"),
+            format!("target/debug/{lib} (found by `valley plugins list`)"),
+        )
+    } else {
+        (
+            format!(
+                "cargo build --release --manifest-path {}/Cargo.toml",
+                dir.display()
+            ),
+            format!("{}/target/release/{lib}", dir.display()),
+        )
+    };
+    format!(
+        "next:\n  {build}\n  valley plugins check {path_only}\nlibrary: {path}\nin an experiment file: order = {{ plugin = \"{name}\", path = \"{path_only}\" }}",
+        path_only = path.split(' ').next().unwrap_or(&path),
+    )
+}
+
+fn find_valley_root() -> Option<PathBuf> {
+    let is_valley = |root: &Path| root.join("plugins/api/Cargo.toml").is_file();
+    let from_cwd = std::env::current_dir()
+        .ok()
+        .as_deref()
+        .and_then(workspace_root)
+        .filter(|r| is_valley(r));
+    from_cwd.or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        workspace_root(exe.parent()?).filter(|r| is_valley(r))
+    })
+}
+
+fn add_member(root: &Path, dir: &Path) -> Result<()> {
+    let manifest = root.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, e))?;
+    let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
+    let Some(at) = text.find("members = [\n") else {
+        return Err(Error::Config(format!(
+            "{}: no `members = [` list to add {rel} to; add it by hand",
+            manifest.display()
+        )));
+    };
+    let insert_at = at + "members = [\n".len();
+    let updated = format!(
+        "{}    \"{rel}\",\n{}",
+        &text[..insert_at],
+        &text[insert_at..]
+    );
+    std::fs::write(&manifest, updated).map_err(|e| Error::io(&manifest, e))
+}
+
+fn workspace_manifest(name: &str) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version.workspace = true
+edition.workspace = true
+license.workspace = true
+publish.workspace = true
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+valley-plugin-api.workspace = true
+serde.workspace = true
+
+[lints]
+workspace = true
+"#
+    )
+}
+
+fn standalone_manifest(name: &str, api: &Path) -> String {
+    format!(
+        r#"[package]
+name = "{name}"
+version = "0.1.0"
+edition = "2021"
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+valley-plugin-api = {{ path = "{}" }}
+serde = {{ version = "1", features = ["derive"] }}
+
+# A workspace of its own, so it builds wherever it is.
+[workspace]
+"#,
+        api.display()
+    )
+}
+
+fn source(name: &str, kind: PluginKind) -> String {
+    let template = match kind {
+        PluginKind::Sampler => SAMPLER,
+        PluginKind::Trainer => TRAINER,
+        PluginKind::Evaluator => EVALUATOR,
+    };
+    template.replace("{name}", name)
+}
+
+/// The sampler template; the README's plugin page shows the same code.
+pub const SAMPLER: &str = r#"//! {name}: a valley sampler. Orders the pool shortest first (token count), ties in a seeded
+//! random order; `reverse = true` gives longest first. Edit `select` to make your curriculum.
+use valley_plugin_api::prelude::*;
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub reverse: bool,
+}
+
+pub struct Plugin(Config);
+
+impl SamplerPlugin for Plugin {
+    type Config = Config;
+    const NAME: &'static str = "{name}";
+    const DESCRIPTION: &'static str = "Shortest records first, ties in seeded order.";
+    const ROLES: &'static [SamplerRole] = &[SamplerRole::Order];
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        Ok(Plugin(config))
+    }
+
+    fn select(&self, pool: &[Candidate], ctx: &SampleContext, _host: &Host<'_>)
+        -> Result<Selection, PluginError> {
+        let mut order: Vec<&Candidate> = pool.iter().collect();
+        SeedRng::derive(ctx.seed, Self::NAME).shuffle(&mut order);
+        order.sort_by_key(|c| c.token_count); // stable: ties keep the seeded order
+        if self.0.reverse {
+            order.reverse();
+        }
+        Ok(Selection::new(order.iter().map(|c| c.index).collect()))
+    }
+}
+
+valley_plugin_api::export_sampler!(Plugin);
+"#;
+
+const TRAINER: &str = r#"//! {name}: a valley trainer. This template only copies the ordered training file into the
+//! checkpoint directory and reports how many records it saw; put your training loop in `train`.
+use valley_plugin_api::prelude::*;
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {}
+
+pub struct Plugin;
+
+impl TrainerPlugin for Plugin {
+    type Config = Config;
+    const NAME: &'static str = "{name}";
+    const DESCRIPTION: &'static str = "Template trainer: copies the training file.";
+
+    fn new(_config: Config) -> Result<Self, PluginError> {
+        Ok(Plugin)
+    }
+
+    fn train(&self, job: &TrainJob, host: &Host<'_>) -> Result<TrainOutcome, PluginError> {
+        let text = std::fs::read_to_string(job.train_file.as_str()).map_err(PluginError::failed)?;
+        let records = text.lines().filter(|l| !l.trim().is_empty()).count();
+        let dir = std::path::Path::new(job.output_dir.as_str()).join("checkpoint");
+        std::fs::create_dir_all(&dir).map_err(PluginError::failed)?;
+        std::fs::write(dir.join("train.jsonl"), text).map_err(PluginError::failed)?;
+        host.log(MetricPoint::new("train/records", records as f64, 0).unit("records"));
+        Ok(TrainOutcome {
+            checkpoint_dir: dir.display().to_string().into(),
+            summary_json: format!("{{\"records\": {records}}}").into(),
+        })
+    }
+}
+
+valley_plugin_api::export_trainer!(Plugin);
+"#;
+
+const EVALUATOR: &str = r#"//! {name}: a valley evaluator. This template only counts the problems of the evaluation set;
+//! put your generation and judging in `evaluate`.
+use valley_plugin_api::prelude::*;
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {}
+
+pub struct Plugin;
+
+impl EvaluatorPlugin for Plugin {
+    type Config = Config;
+    const NAME: &'static str = "{name}";
+    const DESCRIPTION: &'static str = "Template evaluator: counts problems.";
+
+    fn new(_config: Config) -> Result<Self, PluginError> {
+        Ok(Plugin)
+    }
+
+    fn evaluate(&self, job: &EvalJob, _host: &Host<'_>) -> Result<EvalOutcome, PluginError> {
+        let text = std::fs::read_to_string(job.eval_set.as_str()).map_err(PluginError::failed)?;
+        let problems = text.lines().filter(|l| !l.trim().is_empty()).count();
+        Ok(EvalOutcome {
+            metrics: vec![MetricValue {
+                name: "eval/problems".into(),
+                value: problems as f64,
+                unit: "problems".into(),
+                direction: Direction::Neutral,
+            }]
+            .into(),
+            artifacts: Default::default(),
+        })
+    }
+}
+
+valley_plugin_api::export_evaluator!(Plugin);
+"#;

@@ -1,0 +1,355 @@
+//! The `hard-first` sampler: an anti-curriculum that trains on the hardest records first.
+//!
+//! The mirror of `easy-first`. It fills the `order` stage and returns every input index exactly
+//! once, in descending [`Candidate::difficulty_rank`]. The config has one field, `mode`:
+//!
+//! - `"shuffle-ties"` (default): sorted by rank, hardest first; records of equal rank come in a
+//!   seeded random order. The pool is shuffled with [`SeedRng::derive`]`(seed, "hard-first")` and
+//!   then stably sorted by descending rank ([`f64::total_cmp`]), so the tie order is the shuffle's.
+//! - `"buckets"`: records are grouped by difficulty *label*; the groups are ordered by their
+//!   maximum rank, descending (ties by label, ascending), and each group is shuffled with the
+//!   seed. Every label stays contiguous even when two labels share a rank.
+//!
+//! The summary is a histogram of labels in output order:
+//! `{"mode": "shuffle-ties", "levels": [{"label": "VERY_HARD", "count": 3}, ...]}`.
+
+use std::collections::BTreeMap;
+
+use valley_plugin_api::{prelude::*, serde_json};
+
+/// The salt of this sampler's random stream; part of the golden order, never change it.
+const SALT: &str = "hard-first";
+
+/// How records of equal difficulty are arranged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Sort by rank; equal ranks in seeded random order.
+    #[default]
+    ShuffleTies,
+    /// Group by label, groups by maximum rank descending, seeded random order inside each group.
+    Buckets,
+}
+
+impl Mode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ShuffleTies => "shuffle-ties",
+            Self::Buckets => "buckets",
+        }
+    }
+}
+
+/// The configuration; every field has a default, unknown fields are rejected.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// How ties are arranged.
+    pub mode: Mode,
+}
+
+/// Orders the pool from hard to easy.
+#[derive(Debug)]
+pub struct HardFirst {
+    mode: Mode,
+}
+
+impl SamplerPlugin for HardFirst {
+    type Config = Config;
+    const NAME: &'static str = "hard-first";
+    const DESCRIPTION: &'static str =
+        "Anti-curriculum: hardest records first (descending rank), ties in seeded order.";
+    const ROLES: &'static [SamplerRole] = &[SamplerRole::Order];
+
+    fn new(config: Config) -> Result<Self, PluginError> {
+        Ok(Self { mode: config.mode })
+    }
+
+    fn select(
+        &self,
+        pool: &[Candidate],
+        ctx: &SampleContext,
+        _host: &Host<'_>,
+    ) -> Result<Selection, PluginError> {
+        let mut rng = SeedRng::derive(ctx.seed, SALT);
+        let positions = match self.mode {
+            Mode::ShuffleTies => {
+                let mut positions: Vec<usize> = (0..pool.len()).collect();
+                rng.shuffle(&mut positions);
+                // Stable, so records of equal rank keep the shuffled order.
+                positions
+                    .sort_by(|&a, &b| pool[b].difficulty_rank.total_cmp(&pool[a].difficulty_rank));
+                positions
+            }
+            Mode::Buckets => {
+                // One group per label, members in input order. A BTreeMap, not a HashMap, so
+                // the label tie-break (and hence the order groups draw from the rng) is fixed.
+                let mut groups: BTreeMap<&str, (f64, Vec<usize>)> = BTreeMap::new();
+                for (pos, c) in pool.iter().enumerate() {
+                    let group = groups
+                        .entry(c.difficulty.as_str())
+                        .or_insert((c.difficulty_rank, Vec::new()));
+                    if c.difficulty_rank.total_cmp(&group.0).is_gt() {
+                        group.0 = c.difficulty_rank;
+                    }
+                    group.1.push(pos);
+                }
+                let mut groups: Vec<(&str, f64, Vec<usize>)> = groups
+                    .into_iter()
+                    .map(|(label, (max_rank, members))| (label, max_rank, members))
+                    .collect();
+                // Stable over the label-sorted map, so equal maximum ranks order by label.
+                groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+                let mut positions = Vec::with_capacity(pool.len());
+                for (_, _, mut members) in groups {
+                    rng.shuffle(&mut members);
+                    positions.extend(members);
+                }
+                positions
+            }
+        };
+        let indices: Vec<u64> = positions.iter().map(|&p| pool[p].index).collect();
+        let summary = serde_json::json!({
+            "mode": self.mode.as_str(),
+            "levels": label_histogram(positions.iter().map(|&p| pool[p].difficulty.as_str())),
+        });
+        Ok(Selection::new(indices).with_summary(summary))
+    }
+}
+
+/// Counts labels, listed in the order they first appear.
+fn label_histogram<'a>(labels: impl Iterator<Item = &'a str>) -> serde_json::Value {
+    let mut levels: Vec<(&str, u64)> = Vec::new();
+    for label in labels {
+        match levels.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, count)) => *count += 1,
+            None => levels.push((label, 1)),
+        }
+    }
+    levels
+        .into_iter()
+        .map(|(label, count)| serde_json::json!({"label": label, "count": count}))
+        .collect()
+}
+
+valley_plugin_api::export_sampler!(HardFirst);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use valley_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
+    use valley_plugin_api::host::RecordingHost;
+
+    const LABELS: [&str; 5] = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"];
+
+    /// `n` candidates whose indices are not their positions and whose difficulties are mixed
+    /// along the pool (label `LABELS[r]` has rank `r`).
+    fn pool(n: u64) -> Vec<Candidate> {
+        (0..n)
+            .map(|i| {
+                let level = ((i * 3 + i / 5) % 5) as usize;
+                Candidate {
+                    index: 100 + i,
+                    id: RString::from(format!("rec-{i}")),
+                    difficulty: LABELS[level].into(),
+                    difficulty_rank: level as f64,
+                    correct: ROption::RNone,
+                    token_count: 50 + i,
+                    source: "test".into(),
+                    tags: RVec::new(),
+                }
+            })
+            .collect()
+    }
+
+    fn ctx(seed: u64) -> SampleContext {
+        SampleContext {
+            seed,
+            target_size: 0,
+            arm: "a".into(),
+            stage: "order".into(),
+        }
+    }
+
+    fn run(mode: Mode, pool: &[Candidate], seed: u64) -> Selection {
+        let rec = RecordingHost::default();
+        let selection = HardFirst::new(Config { mode })
+            .unwrap()
+            .select(pool, &ctx(seed), &rec.host())
+            .unwrap();
+        selection
+    }
+
+    fn order(mode: Mode, pool: &[Candidate], seed: u64) -> Vec<u64> {
+        run(mode, pool, seed).indices.into_vec()
+    }
+
+    /// The candidates of `indices`, looked up by `Candidate::index`.
+    fn lookup<'a>(pool: &'a [Candidate], indices: &[u64]) -> Vec<&'a Candidate> {
+        indices
+            .iter()
+            .map(|&i| pool.iter().find(|c| c.index == i).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn same_seed_same_order_and_different_seed_different_order() {
+        let pool = pool(60);
+        for mode in [Mode::ShuffleTies, Mode::Buckets] {
+            assert_eq!(order(mode, &pool, 7), order(mode, &pool, 7), "{mode:?}");
+            assert_ne!(order(mode, &pool, 7), order(mode, &pool, 8), "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn output_is_a_permutation_of_the_input() {
+        let pool = pool(60);
+        let mut input: Vec<u64> = pool.iter().map(|c| c.index).collect();
+        input.sort_unstable();
+        for mode in [Mode::ShuffleTies, Mode::Buckets] {
+            let mut out = order(mode, &pool, 3);
+            out.sort_unstable();
+            assert_eq!(out, input, "{mode:?}");
+        }
+    }
+
+    #[test]
+    fn ranks_are_non_increasing_in_both_modes() {
+        let pool = pool(60);
+        for mode in [Mode::ShuffleTies, Mode::Buckets] {
+            let ranks: Vec<f64> = lookup(&pool, &order(mode, &pool, 11))
+                .iter()
+                .map(|c| c.difficulty_rank)
+                .collect();
+            assert!(
+                ranks.windows(2).all(|w| w[0] >= w[1]),
+                "{mode:?}: {ranks:?}"
+            );
+            assert_eq!(ranks[0], 4.0);
+            assert_eq!(ranks[59], 0.0);
+        }
+    }
+
+    #[test]
+    fn ties_are_shuffled_not_left_in_input_order() {
+        let pool = pool(60);
+        for mode in [Mode::ShuffleTies, Mode::Buckets] {
+            let out = order(mode, &pool, 5);
+            let hard: Vec<u64> = lookup(&pool, &out)
+                .iter()
+                .filter(|c| c.difficulty.as_str() == "VERY_HARD")
+                .map(|c| c.index)
+                .collect();
+            let mut sorted = hard.clone();
+            sorted.sort_unstable();
+            assert_eq!(hard.len(), 12);
+            assert_ne!(hard, sorted, "{mode:?}: VERY_HARD ties kept input order");
+        }
+    }
+
+    /// Two labels with the same rank: `shuffle-ties` may interleave them, `buckets` must not.
+    #[test]
+    fn buckets_keep_each_label_contiguous_even_when_labels_share_a_rank() {
+        let mut pool = pool(60);
+        for c in pool.iter_mut() {
+            if c.difficulty.as_str() == "MEDIUM_HARD" {
+                c.difficulty_rank = 1.0; // same rank as MEDIUM
+            }
+        }
+        let labels = |mode| -> Vec<String> {
+            lookup(&pool, &order(mode, &pool, 9))
+                .iter()
+                .map(|c| c.difficulty.to_string())
+                .collect()
+        };
+        let contiguous = |labels: &[String]| {
+            let mut runs: Vec<&String> = Vec::new();
+            for l in labels {
+                if runs.last() != Some(&l) {
+                    runs.push(l);
+                }
+            }
+            runs.len()
+        };
+        let buckets = labels(Mode::Buckets);
+        assert_eq!(contiguous(&buckets), 5, "{buckets:?}");
+        // Equal maximum ranks break by label, ascending: MEDIUM before MEDIUM_HARD.
+        let first_medium = buckets.iter().position(|l| l == "MEDIUM").unwrap();
+        let first_medium_hard = buckets.iter().position(|l| l == "MEDIUM_HARD").unwrap();
+        assert!(first_medium < first_medium_hard);
+        let ties = labels(Mode::ShuffleTies);
+        assert!(
+            contiguous(&ties) > 5,
+            "shuffle-ties should interleave: {ties:?}"
+        );
+    }
+
+    #[test]
+    fn buckets_order_groups_by_maximum_rank() {
+        // One "MIXED" label spanning ranks 0.5 and 9: its maximum puts it first.
+        let mut pool = pool(20);
+        pool[3].difficulty = "MIXED".into();
+        pool[3].difficulty_rank = 9.0;
+        pool[4].difficulty = "MIXED".into();
+        pool[4].difficulty_rank = 0.5;
+        let labels: Vec<String> = lookup(&pool, &order(Mode::Buckets, &pool, 1))
+            .iter()
+            .map(|c| c.difficulty.to_string())
+            .collect();
+        let mut runs: Vec<String> = labels.clone();
+        runs.dedup();
+        assert_eq!(
+            runs,
+            [
+                "MIXED",
+                "VERY_HARD",
+                "HARD",
+                "MEDIUM_HARD",
+                "MEDIUM",
+                "EASY"
+            ],
+            "{labels:?}"
+        );
+    }
+
+    #[test]
+    fn summary_is_a_label_histogram_in_output_order() {
+        let pool = pool(20);
+        let selection = run(Mode::Buckets, &pool, 42);
+        let summary: serde_json::Value = serde_json::from_str(&selection.summary_json).unwrap();
+        assert_eq!(
+            summary,
+            serde_json::json!({
+                "mode": "buckets",
+                "levels": [
+                    {"label": "VERY_HARD", "count": 4},
+                    {"label": "HARD", "count": 4},
+                    {"label": "MEDIUM_HARD", "count": 4},
+                    {"label": "MEDIUM", "count": 4},
+                    {"label": "EASY", "count": 4},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn config_parses_modes_and_rejects_bad_ones() {
+        assert_eq!(HardFirst::from_json("{}").unwrap().mode, Mode::ShuffleTies);
+        assert_eq!(
+            HardFirst::from_json(r#"{"mode": "buckets"}"#).unwrap().mode,
+            Mode::Buckets
+        );
+        let err = HardFirst::from_json(r#"{"mode": "sorted"}"#).unwrap_err();
+        assert!(matches!(err, PluginError::InvalidConfig { .. }), "{err}");
+        assert!(err.to_string().contains("field `mode`"), "{err}");
+        let err = HardFirst::from_json(r#"{"mdoe": "buckets"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field `mdoe`"), "{err}");
+    }
+
+    #[test]
+    fn golden_order() {
+        let pool = pool(20);
+        insta::assert_json_snapshot!("golden_order", order(Mode::ShuffleTies, &pool, 42));
+        insta::assert_json_snapshot!("golden_order_buckets", order(Mode::Buckets, &pool, 42));
+    }
+}
