@@ -163,7 +163,7 @@ fn check_one(path: &std::path::Path, kind: Option<PluginKind>) -> Result<String>
             error: valley_plugin_api::PluginError::invalid_config(e),
         })?;
     let mut detail = String::new();
-    match lib.instantiate(&example)? {
+    match lib.instantiate("its example config", &example)? {
         PluginInstance::Sampler(_) => {
             let roles: Vec<SamplerRole> =
                 [SamplerRole::Filter, SamplerRole::Subset, SamplerRole::Order]

@@ -514,3 +514,171 @@ fn toml_to_config(v: toml::Value) -> config::Value {
     };
     Value::new(None, kind)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+description = "test"
+[data]
+train = "data/train.jsonl"
+[arms.plain]
+[arms.sorted]
+filters = [{ plugin = "difficulty-band", config = { labels = ["EASY"] } }]
+order = { plugin = "easy-first", config = { mode = "buckets" } }
+[sweep]
+sizes = [0, 10]
+seeds = [1, 2]
+"#;
+
+    fn write(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("exp.toml");
+        std::fs::write(&p, text).unwrap();
+        let s = p.display().to_string();
+        (dir, s)
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn resolves_defaults_paths_and_stages() {
+        let (dir, path) = write(FILE);
+        let exp = Experiment::load_with_env(&path, &[], &[]).unwrap();
+        assert_eq!(exp.name, "exp");
+        assert_eq!(exp.spec.data.train, dir.path().join("data/train.jsonl"));
+        assert_eq!(exp.spec.data.on_bad_row, BadRowPolicy::Error);
+        assert_eq!(exp.spec.output.runs_dir, PathBuf::from("runs"));
+        let names: Vec<_> = exp.arms.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(names, ["plain", "sorted"], "arms keep file order");
+        let plain: Vec<_> = exp.arms[0]
+            .stages
+            .iter()
+            .map(|s| (s.role.as_str(), s.spec.plugin.as_str()))
+            .collect();
+        assert_eq!(plain, [("subset", "nested-size")]);
+        let sorted: Vec<_> = exp.arms[1].stages.iter().map(|s| s.slot.as_str()).collect();
+        assert_eq!(
+            sorted,
+            [
+                "arms.sorted.filters[0]",
+                "arms.sorted.subset",
+                "arms.sorted.order"
+            ]
+        );
+        assert_eq!(
+            exp.arms[1].stages[2].spec.config,
+            serde_json::json!({"mode": "buckets"})
+        );
+        let keys: Vec<_> = exp.cells().iter().map(Cell::key).collect();
+        assert_eq!(keys[..3], ["plain-n0-s1", "plain-n0-s2", "plain-n10-s1"]);
+        assert_eq!(keys.len(), 8);
+    }
+
+    #[test]
+    fn layers_file_then_environment_then_set() {
+        let (_dir, path) = write(FILE);
+        let e = env(&[
+            ("VALLEY__SWEEP__SEEDS", "[4, 5, 6]"),
+            ("VALLEY__DATA__ON_BAD_ROW", "skip"),
+            ("OTHER", "x"),
+        ]);
+        let exp = Experiment::load_with_env(&path, &[], &e).unwrap();
+        assert_eq!(exp.spec.sweep.seeds, [4, 5, 6]);
+        assert_eq!(exp.spec.data.on_bad_row, BadRowPolicy::Skip);
+        let sets = [
+            "sweep.seeds=[9]".to_string(),
+            "arms.sorted.order.config.mode=shuffle-ties".into(),
+        ];
+        let exp = Experiment::load_with_env(&path, &sets, &e).unwrap();
+        assert_eq!(exp.spec.sweep.seeds, [9], "--set beats the environment");
+        assert_eq!(
+            exp.arms[1].stages[2].spec.config,
+            serde_json::json!({"mode": "shuffle-ties"})
+        );
+        assert_eq!(
+            exp.spec.sweep.sizes,
+            [0, 10],
+            "untouched keys keep the file's value"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_line_key_and_layer() {
+        let (_dir, path) = write(&FILE.replace("[sweep]", "[sweep]\nsizez = [1]"));
+        let err = Experiment::load_with_env(&path, &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&path)
+                && err.contains("line 10")
+                && err.contains("unknown field `sizez`"),
+            "{err}"
+        );
+
+        let (_dir, path) = write(&FILE.replace("seeds = [1, 2]", "seeds = [1, \"two\"]"));
+        let err = Experiment::load_with_env(&path, &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 11") && err.contains("invalid type"),
+            "{err}"
+        );
+
+        let (_dir, path) = write(FILE);
+        let err = Experiment::load_with_env(&path, &["sweep.seeds=oops".into()], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--set sweep.seeds=oops: key `sweep.seeds`"),
+            "{err}"
+        );
+        let err = Experiment::load_with_env(&path, &[], &env(&[("VALLEY__SWEEP__BOGUS", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable VALLEY__SWEEP__BOGUS"),
+            "{err}"
+        );
+        assert!(err.contains("unknown field `bogus`"), "{err}");
+        let err = Experiment::load_with_env(&path, &["nonsense".into()], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("expected key=value"), "{err}");
+
+        let (_dir, path) = write(&FILE.replace("seeds = [1, 2]", "seeds = [1, 1]"));
+        let err = Experiment::load_with_env(&path, &[], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sweep.seeds` repeats a value"), "{err}");
+    }
+
+    #[test]
+    fn unknown_experiment_lists_the_known_ones() {
+        let err = locate("no-such-experiment").unwrap_err().to_string();
+        assert!(
+            err.contains("experiments/no-such-experiment.toml does not exist"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn override_values_are_toml_or_strings() {
+        assert_eq!(parse_override_value("3").into_int().unwrap(), 3);
+        assert_eq!(
+            parse_override_value("[1, 2]").into_array().unwrap().len(),
+            2
+        );
+        assert_eq!(
+            parse_override_value("buckets").into_string().unwrap(),
+            "buckets"
+        );
+        assert!(parse_override_value("true").into_bool().unwrap());
+    }
+}

@@ -316,9 +316,9 @@ mod tests {
     #[test]
     fn contract_violations_are_errors_naming_the_slot() {
         let (s, o) = (spec("subset"), spec("order"));
-        let unknown = FnStage("unknown", |_: &[Candidate], _: &SampleContext| vec![99]);
-        let twice = FnStage("twice", |_: &[Candidate], _: &SampleContext| vec![1, 1]);
-        let short = FnStage("short", |_: &[Candidate], _: &SampleContext| vec![1]);
+        let unknown = FnStage("unknown", |_: &[Candidate], _: &SampleContext| vec![99u64]);
+        let twice = FnStage("twice", |_: &[Candidate], _: &SampleContext| vec![1u64, 1]);
+        let short = FnStage("short", |_: &[Candidate], _: &SampleContext| vec![1u64]);
         for (stage, spec, want) in [
             (&unknown as &dyn Stage, &o, "not in its input"),
             (&twice, &o, "twice"),
@@ -328,7 +328,9 @@ mod tests {
             let err = run(&[(spec, stage)], 3).unwrap_err().to_string();
             assert!(err.contains(want) && err.contains(&spec.slot), "{err}");
         }
-        let failing = FnStage("failing", |_: &[Candidate], _: &SampleContext| vec![]);
+        let failing = FnStage("failing", |_: &[Candidate], _: &SampleContext| {
+            Vec::<u64>::new()
+        });
         assert!(matches!(
             run(&[(&o, &failing)], 3),
             Err(Error::Plugin { .. })

@@ -235,15 +235,15 @@ impl PluginLibrary {
         self.manifest.kind
     }
 
-    /// Builds an instance from its JSON configuration.
+    /// Builds an instance from its JSON configuration; `slot` names where it was asked for.
     ///
     /// # Errors
     /// [`Error::Plugin`] when the plugin rejects the configuration or panics.
-    pub fn instantiate(&self, config: &serde_json::Value) -> Result<PluginInstance> {
+    pub fn instantiate(&self, slot: &str, config: &serde_json::Value) -> Result<PluginInstance> {
         let json = config.to_string();
         (self.module.instantiate())(RStr::from_str(&json))
             .into_result()
-            .map_err(|error| self.call_error("rejected its config", error))
+            .map_err(|error| self.call_error(&format!("rejected its config at `{slot}`"), error))
     }
 
     /// Builds a sampler for a slot, refusing a plugin of another kind or without the role.
@@ -264,7 +264,7 @@ impl PluginLibrary {
                 &format!("sampler for {}", self.role_list()),
             ));
         }
-        match self.instantiate(config)? {
+        match self.instantiate(slot, config)? {
             PluginInstance::Sampler(obj) => Ok(LoadedSampler {
                 library: self.clone(),
                 obj,
@@ -279,7 +279,7 @@ impl PluginLibrary {
     /// [`Error::WrongKind`] or [`Error::Plugin`].
     pub fn trainer(&self, slot: &str, config: &serde_json::Value) -> Result<TrainerBox> {
         self.expect_kind(slot, PluginKind::Trainer)?;
-        match self.instantiate(config)? {
+        match self.instantiate(slot, config)? {
             PluginInstance::Trainer(obj) => Ok(obj),
             other => Err(self.wrong_kind(slot, "trainer", other.kind().as_str())),
         }
@@ -291,7 +291,7 @@ impl PluginLibrary {
     /// [`Error::WrongKind`] or [`Error::Plugin`].
     pub fn evaluator(&self, slot: &str, config: &serde_json::Value) -> Result<EvaluatorBox> {
         self.expect_kind(slot, PluginKind::Evaluator)?;
-        match self.instantiate(config)? {
+        match self.instantiate(slot, config)? {
             PluginInstance::Evaluator(obj) => Ok(obj),
             other => Err(self.wrong_kind(slot, "evaluator", other.kind().as_str())),
         }

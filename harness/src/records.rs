@@ -239,39 +239,40 @@ fn parse_record(line: &str) -> Result<TrainingRecord, FieldError> {
     let problem = string("problem")?;
     let response = string("response")?;
     let difficulty = string("difficulty")?;
-    let difficulty_rank =
-        match obj.get("difficulty_rank") {
-            None | Some(Value::Null) => match TACO_LEVELS.iter().position(|l| *l == difficulty) {
-                Some(rank) => rank as f64,
-                None => return Err((
+    let difficulty_rank = match obj.get("difficulty_rank") {
+        None | Some(Value::Null) => match TACO_LEVELS.iter().position(|l| *l == difficulty) {
+            Some(rank) => rank as f64,
+            None => {
+                return Err((
                     Some("difficulty_rank".into()),
                     format!(
                         "missing, and label `{difficulty}` is not a TACO level with a known rank"
                     ),
-                )),
-            },
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(r) if r.is_finite() => r,
-                _ => {
-                    return Err((
-                        Some("difficulty_rank".into()),
-                        format!("{n} is not a finite number"),
-                    ))
-                }
-            },
-            Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(|r| !r.is_finite()) => {
-                return Err((
-                    Some("difficulty_rank".into()),
-                    format!("{s} is not a valid rank"),
-                ));
-            }
-            Some(other) => {
-                return Err((
-                    Some("difficulty_rank".into()),
-                    format!("expected a number, got {}", type_name(other)),
                 ))
             }
-        };
+        },
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(r) if r.is_finite() => r,
+            _ => {
+                return Err((
+                    Some("difficulty_rank".into()),
+                    format!("{n} is not a finite number"),
+                ))
+            }
+        },
+        Some(Value::String(s)) if s.trim().parse::<f64>().is_ok_and(|r| !r.is_finite()) => {
+            return Err((
+                Some("difficulty_rank".into()),
+                format!("{s} is not a valid rank"),
+            ));
+        }
+        Some(other) => {
+            return Err((
+                Some("difficulty_rank".into()),
+                format!("expected a number, got {}", type_name(other)),
+            ))
+        }
+    };
     let correct = match obj.get("correct") {
         None | Some(Value::Null) => None,
         Some(Value::Bool(b)) => Some(*b),
@@ -426,10 +427,11 @@ mod tests {
 
     #[test]
     fn bad_rows_name_line_and_field() {
-        let row = bad(r#"{"id":"b","problem":"p","response":"r","difficulty":"EASY"}"#);
-        assert_eq!(row.line, 2);
-        // Missing rank is fine for a TACO label; now the missing fields:
+        // A missing rank is taken from the label when it is a TACO level.
+        let rank = parse_record(r#"{"id":"b","problem":"p","response":"r","difficulty":"HARD"}"#);
+        assert_eq!(rank.unwrap().difficulty_rank, 3.0);
         let row = bad(r#"{"id":"b","response":"r","difficulty":"EASY"}"#);
+        assert_eq!(row.line, 2);
         assert_eq!(
             (row.field.as_deref(), row.message.as_str()),
             (Some("problem"), "missing")

@@ -74,13 +74,49 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
-/// Runs `f`, turning a panic into [`PluginError::Panicked`]. Every call the export macros generate
-/// goes through here, because unwinding out of an `extern "C"` function aborts the process.
+/// Runs `f`, turning a panic into [`PluginError::Panicked`] whose message carries the panic's
+/// location. Every call the export macros generate goes through here, because unwinding out of an
+/// `extern "C"` function aborts the process. While `f` runs, the panic is not printed (the host
+/// reports it); panics elsewhere in the plugin go to the previous hook as before.
 pub fn catch_panics<T>(f: impl FnOnce() -> Result<T, PluginError>) -> Result<T, PluginError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+    install_quiet_hook();
+    let was_inside = INSIDE_CALL.with(|c| c.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    INSIDE_CALL.with(|c| c.set(was_inside));
+    match result {
         Ok(result) => result,
-        Err(payload) => Err(PluginError::from_panic(payload.as_ref())),
+        Err(payload) => {
+            let mut error = PluginError::from_panic(payload.as_ref());
+            if let (PluginError::Panicked { message }, Some(location)) =
+                (&mut error, PANIC_LOCATION.with(|l| l.take()))
+            {
+                *message = format!("{message} (at {location})").into();
+            }
+            Err(error)
+        }
     }
+}
+
+thread_local! {
+    static INSIDE_CALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if INSIDE_CALL.with(|c| c.get()) {
+                let location = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_LOCATION.with(|l| *l.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
 }
 
 /// Parses a plugin's JSON config into its typed config, naming the offending field on error.
@@ -111,12 +147,11 @@ mod tests {
     #[test]
     fn catch_panics_turns_panic_into_error() {
         let r: Result<(), _> = catch_panics(|| panic!("boom {}", 7));
-        assert_eq!(
-            r,
-            Err(PluginError::Panicked {
-                message: "boom 7".into()
-            })
-        );
+        let Err(PluginError::Panicked { message }) = &r else {
+            panic!("expected a caught panic, got {r:?}")
+        };
+        assert!(message.starts_with("boom 7 (at "), "{message}");
+        assert!(message.contains("error.rs:"), "{message}");
     }
 
     #[test]
