@@ -125,7 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
         } => {
             let dir = scaffold::scaffold(&name, kind.into(), dir.as_deref())?;
             writeln!(out, "created {}", dir.display())?;
-            writeln!(out, "{}", scaffold::next_steps(&name, &dir))?;
+            writeln!(out, "{}", scaffold::next_steps(&name, kind.into(), &dir))?;
             Outcome::Passed
         }
         Command::Experiment {

@@ -66,7 +66,7 @@ pub fn scaffold(name: &str, kind: PluginKind, parent: Option<&Path>) -> Result<P
 }
 
 /// What to do after scaffolding: build, check, and name the plugin in an experiment.
-pub fn next_steps(name: &str, dir: &Path) -> String {
+pub fn next_steps(name: &str, kind: PluginKind, dir: &Path) -> String {
     let lib = format!(
         "{}{}{}",
         std::env::consts::DLL_PREFIX,
@@ -74,24 +74,36 @@ pub fn next_steps(name: &str, dir: &Path) -> String {
         std::env::consts::DLL_SUFFIX
     );
     let inside = find_valley_root().is_some_and(|root| dir.starts_with(root));
-    let (build, path) = if inside {
+    let (build, library, path_key) = if inside {
         (
             format!("cargo build -p {name}"),
-            format!("target/debug/{lib} (found by `valley plugins list`)"),
+            format!("target/debug/{lib}"),
+            String::new(),
         )
     } else {
-        (
-            format!(
-                "cargo build --release --manifest-path {}/Cargo.toml",
-                dir.display()
-            ),
-            format!("{}/target/release/{lib}", dir.display()),
-        )
+        let library = dir
+            .join("target")
+            .join("release")
+            .join(&lib)
+            .display()
+            .to_string();
+        let build = format!(
+            "cargo build --release --manifest-path {}",
+            dir.join("Cargo.toml").display()
+        );
+        (build, library.clone(), format!(", path = \"{library}\""))
     };
-    format!(
-        "next:\n  {build}\n  valley plugins check {path_only}\nlibrary: {path}\nin an experiment file: order = {{ plugin = \"{name}\", path = \"{path_only}\" }}",
-        path_only = path.split(' ').next().unwrap_or(&path),
-    )
+    let spec = format!("{{ plugin = \"{name}\"{path_key} }}");
+    let table_lines = format!(
+        "plugin = \"{name}\"{}",
+        path_key.replace(", path", "\n  path")
+    );
+    let snippet = match kind {
+        PluginKind::Sampler => format!("[arms.{name}]\n  order = {spec}"),
+        PluginKind::Trainer => format!("[trainer]\n  {table_lines}"),
+        PluginKind::Evaluator => format!("[evaluator]\n  {table_lines}"),
+    };
+    format!("next:\n  {build}\n  valley plugins check {library}\nthen, in an experiment file:\n  {snippet}")
 }
 
 fn find_valley_root() -> Option<PathBuf> {
@@ -289,3 +301,46 @@ impl EvaluatorPlugin for Plugin {
 
 valley_plugin_api::export_evaluator!(Plugin);
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_shows_the_template_verbatim() {
+        let readme = include_str!("../../README.md");
+        let code = SAMPLER.replace("{name}", "shortest-first");
+        assert!(
+            readme.contains(code.trim_end()),
+            "README's plugin page drifted from scaffold::SAMPLER"
+        );
+        assert!(
+            code.lines().count() < 40,
+            "the minimal sampler must stay under 40 lines"
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        for name in ["", "Caps", "9lives", "under_score", "spa ce"] {
+            let err =
+                scaffold(name, PluginKind::Sampler, Some(Path::new("/nonexistent"))).unwrap_err();
+            assert!(
+                err.to_string().contains("use lowercase letters"),
+                "{name}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn standalone_manifest_points_at_the_api() {
+        let m = standalone_manifest("x", Path::new("/v/plugins/api"));
+        let parsed: toml::Table = toml::from_str(&m).unwrap();
+        assert_eq!(
+            parsed["dependencies"]["valley-plugin-api"]["path"].as_str(),
+            Some("/v/plugins/api")
+        );
+        assert_eq!(parsed["lib"]["crate-type"].as_array().unwrap().len(), 2);
+        assert!(parsed.contains_key("workspace"));
+    }
+}

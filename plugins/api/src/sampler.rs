@@ -20,13 +20,15 @@ use crate::{
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// Position of the record in the data source; what a [`Selection`] returns.
+    /// Position of the record in the data source; what a [`Selection`] returns. Unique within a
+    /// pool (the host guarantees it).
     pub index: u64,
     /// The record's id.
     pub id: RString,
     /// Difficulty label as the source spells it (e.g. TACO's `MEDIUM_HARD`).
     pub difficulty: RString,
-    /// Numeric rank of the difficulty; larger is harder.
+    /// Numeric rank of the difficulty; larger is harder. Always finite: the host refuses rows
+    /// whose rank is NaN or infinite.
     pub difficulty_rank: f64,
     /// Whether the teacher's answer passed its tests; `None` when unlabeled.
     pub correct: ROption<bool>,
