@@ -14,6 +14,15 @@ pub enum Error {
     #[error(transparent)]
     Load(#[from] crate::plugins::LoadError),
 
+    /// The library an experiment slot names by path could not be loaded.
+    #[error("{slot}: {source}")]
+    SlotLoad {
+        /// The experiment-file key of the slot.
+        slot: String,
+        /// Why it did not load.
+        source: crate::plugins::LoadError,
+    },
+
     /// A plugin call returned an error (a caught panic included).
     #[error("plugin `{plugin}` ({path}) {during}: {error}")]
     Plugin {

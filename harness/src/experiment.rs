@@ -217,7 +217,8 @@ impl Experiment {
         overrides: &[String],
         env: &[(String, String)],
     ) -> Result<Self> {
-        let file = locate(name_or_path)?;
+        let located = locate(name_or_path)?;
+        let file = std::path::absolute(&located).unwrap_or(located);
         let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
         // The file alone first: errors with its line and column.
         toml::from_str::<ExperimentFile>(&text)
@@ -269,11 +270,7 @@ impl Experiment {
             let layer = set_keys
                 .iter()
                 .rev()
-                .find(|(k, _)| {
-                    path == *k
-                        || path.starts_with(&format!("{k}."))
-                        || k.starts_with(&format!("{path}."))
-                })
+                .find(|(k, _)| same_or_nested(&path, k))
                 .map(|(_, layer)| layer.clone())
                 .unwrap_or_else(|| file.display().to_string());
             Error::Config(format!("{layer}: key `{path}`: {}", e.inner()))
@@ -400,6 +397,17 @@ impl Experiment {
     pub fn runs_dir(&self) -> PathBuf {
         self.spec.output.runs_dir.join(&self.name)
     }
+}
+
+/// Whether two key paths name the same key or one lies inside the other (`sweep.sizes[0]` is
+/// inside `sweep.sizes`; `arms.a` contains `arms.a.order`).
+fn same_or_nested(a: &str, b: &str) -> bool {
+    let inside = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+    };
+    a == b || inside(a, b) || inside(b, a)
 }
 
 fn resolve_spec(

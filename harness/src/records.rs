@@ -70,13 +70,27 @@ pub const TACO_LEVELS: [&str; 5] = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VE
 
 /// What to do with a row that does not parse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", try_from = "String")]
 pub enum BadRowPolicy {
     /// Stop with an error naming file, line and field.
     #[default]
     Error,
     /// Skip the row, count it, and report the count.
     Skip,
+}
+
+impl TryFrom<String> for BadRowPolicy {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "error" => Ok(Self::Error),
+            "skip" => Ok(Self::Skip),
+            other => Err(format!(
+                "`{other}` is not a bad-row policy: use \"error\" or \"skip\""
+            )),
+        }
+    }
 }
 
 /// A data error, naming the file and (for bad rows) the line and field.

@@ -62,7 +62,10 @@ impl PluginRegistry {
     /// library provides the name, [`Error::Config`] when `path` provides another plugin.
     pub fn resolve(&self, spec: &PluginSpec, slot: &str) -> Result<PluginLibrary> {
         if let Some(path) = &spec.path {
-            let lib = PluginLibrary::load(path)?;
+            let lib = PluginLibrary::load(path).map_err(|source| Error::SlotLoad {
+                slot: slot.to_string(),
+                source,
+            })?;
             if lib.name() != spec.plugin {
                 return Err(Error::Config(format!(
                     "{slot}: {} provides plugin `{}`, not `{}`",
@@ -260,9 +263,17 @@ pub fn run_sampling(
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // The resolved config goes first, so that a cell that fails still says what it was.
         write_json(&dir.join("config.json"), &cell_config(prepared, planned))?;
+        // Outputs of an earlier run go first: a cell that fails now must not keep a training
+        // file its config no longer describes.
         let error_file = dir.join("error.txt");
-        if error_file.exists() {
-            std::fs::remove_file(&error_file).map_err(|e| Error::io(&error_file, e))?;
+        for stale in [
+            &error_file,
+            &dir.join("train.jsonl"),
+            &dir.join("stages.json"),
+        ] {
+            if stale.exists() {
+                std::fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
+            }
         }
         if planned.cell.size == 0 {
             let _ = writeln!(

@@ -125,10 +125,16 @@ pub fn parse_config<C: serde::de::DeserializeOwned>(json: &str) -> Result<C, Plu
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
+        // The position is in the JSON the host generated, not in anything the user wrote.
+        let message = e.inner().to_string();
+        let message = match message.rfind(" at line ") {
+            Some(at) => message[..at].to_string(),
+            None => message,
+        };
         if path == "." {
-            PluginError::invalid_config(e.inner())
+            PluginError::invalid_config(message)
         } else {
-            PluginError::invalid_config(format!("field `{path}`: {}", e.inner()))
+            PluginError::invalid_config(format!("field `{path}`: {message}"))
         }
     })
 }
