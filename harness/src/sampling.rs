@@ -20,7 +20,8 @@ use crate::{
     experiment::{Arm, Cell, Experiment, PluginSpec, StageSpec},
     pipeline::{run_pipeline, PipelineOutcome, Stage},
     plugins::{CallServices, Discovery, LoadedSampler, PluginLibrary, PluginSearch},
-    records::{read_training_jsonl, write_training_jsonl, RecordSet},
+    records::{write_training_jsonl, RecordSet},
+    tracking::{session::Session, RunStatus},
 };
 
 /// Plugins available to an experiment: the libraries it names by path, then discovery.
@@ -159,8 +160,7 @@ impl Prepared {
         for arm in &experiment.arms {
             samplers.insert(arm.name.clone(), registry.arm_samplers(arm)?);
         }
-        let data =
-            read_training_jsonl(&experiment.spec.data.train, experiment.spec.data.on_bad_row)?;
+        let data = crate::data_source::load_training(&experiment.spec.data)?;
         let pool = data.candidates();
         Ok(Self {
             experiment,
@@ -240,9 +240,13 @@ pub struct SamplingSummary {
     pub base: Vec<String>,
     /// Failed cells and their errors.
     pub failed: Vec<(String, String)>,
+    /// Cells skipped because a finished run with the same config exists.
+    pub skipped: Vec<String>,
 }
 
-/// Writes every cell's files under the experiment's run directory, printing one line per cell.
+/// Writes every cell's files under the experiment's run directory, printing one line per cell,
+/// and records each cell as a child run of `session`'s parent run. A cell whose finished run
+/// (same key, same config) is found is skipped unless `force` is set.
 ///
 /// # Errors
 /// Only errors that stop the whole run (the run directory cannot be written); a cell's own
@@ -251,6 +255,8 @@ pub fn run_sampling(
     prepared: &Prepared,
     plan: &Plan,
     cancel: Arc<AtomicBool>,
+    session: &Session,
+    force: bool,
     out: &mut dyn Write,
 ) -> Result<SamplingSummary> {
     let exp = &prepared.experiment;
@@ -260,9 +266,24 @@ pub fn run_sampling(
     let mut summary = SamplingSummary::default();
     for planned in &plan.cells {
         let dir = root.join(&planned.key);
+        let config = cell_config(prepared, planned);
+        let hash = crate::tracking::session::config_hash(&config);
+        let outputs_present = planned.cell.size == 0 || dir.join("train.jsonl").is_file();
+        if let Some(found) = session
+            .finished(&planned.key, &hash)
+            .filter(|_| !force && outputs_present)
+        {
+            let _ = writeln!(
+                out,
+                "{:<32} skipped (finished; found in {found})",
+                planned.key
+            );
+            summary.skipped.push(planned.key.clone());
+            continue;
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         // The resolved config goes first, so that a cell that fails still says what it was.
-        write_json(&dir.join("config.json"), &cell_config(prepared, planned))?;
+        write_json(&dir.join("config.json"), &config)?;
         // Outputs of an earlier run go first: a cell that fails now must not keep a training
         // file its config no longer describes.
         let error_file = dir.join("error.txt");
@@ -275,7 +296,14 @@ pub fn run_sampling(
                 std::fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
             }
         }
+        let run = session.start_cell(
+            &planned.cell,
+            &planned.key,
+            &config,
+            &dir.join("config.json"),
+        )?;
         if planned.cell.size == 0 {
+            session.end_cell(&run, RunStatus::Finished, None)?;
             let _ = writeln!(
                 out,
                 "{:<32} base model (size 0): nothing to sample",
@@ -285,11 +313,19 @@ pub fn run_sampling(
             continue;
         }
         let services = CallServices::new(planned.key.clone(), cancel.clone());
-        match prepared
+        let sampled = prepared
             .sample(&planned.cell, &services)
-            .and_then(|outcome| write_cell(prepared, &dir, &outcome))
-        {
-            Ok(n) => {
+            .and_then(|outcome| write_cell(prepared, &dir, &outcome).map(|n| (n, outcome)));
+        session.log_points(&run, services.take_metrics())?;
+        match sampled {
+            Ok((n, outcome)) => {
+                let ids: Vec<&str> = outcome
+                    .order
+                    .iter()
+                    .map(|&i| prepared.data.records[i as usize].id.as_str())
+                    .collect();
+                session.log_sampling(&run, &outcome, &ids, &dir.join("stages.json"))?;
+                session.end_cell(&run, RunStatus::Finished, None)?;
                 let _ = writeln!(
                     out,
                     "{:<32} wrote {n} records to {}",
@@ -302,6 +338,7 @@ pub fn run_sampling(
                 let message = e.to_string();
                 std::fs::write(&error_file, format!("{message}\n"))
                     .map_err(|e| Error::io(&error_file, e))?;
+                session.end_cell(&run, RunStatus::Failed, Some(&message))?;
                 let _ = writeln!(out, "{:<32} FAILED: {message}", planned.key);
                 summary.failed.push((planned.key.clone(), message));
             }
@@ -342,7 +379,7 @@ fn cell_config(prepared: &Prepared, planned: &PlannedCell) -> serde_json::Value 
         "file": exp.file,
         "cell": { "key": planned.key, "arm": planned.cell.arm, "size": planned.cell.size, "seed": planned.cell.seed },
         "data": {
-            "train": exp.spec.data.train,
+            "train": prepared.data.path,
             "records": prepared.data.records.len(),
             "skipped_rows": prepared.data.skipped.len(),
             "pool_after_filters": planned.pool,

@@ -12,7 +12,9 @@
 //!
 //! Every run is hermetic with respect to the caller's environment: `VALLEY_PLUGIN_PATH`, every
 //! `VALLEY__*` override and `RUST_LOG` are removed before the test's own variables are applied, so
-//! a developer's shell settings cannot change what the tests see.
+//! a developer's shell settings cannot change what the tests see. Tracking too: without the test
+//! saying otherwise, `MLFLOW_TRACKING_URI` is removed and the local MLflow server is looked for in a
+//! directory that does not exist, so runs are logged locally and never reach a developer's server.
 
 use std::{
     collections::BTreeMap,
@@ -31,6 +33,34 @@ pub const SAMPLERS: [(&str, &str); 6] = [
     ("nested-size", "valley_sampler_nested_size"),
     ("random", "valley_sampler_random"),
 ];
+
+/// Every plugin the workspace builds, in discovery order (sorted by library file name): the six
+/// samplers, then the trainer. `(name, kind, library stem)`.
+pub const PLUGINS: [(&str, &str, &str); 7] = [
+    ("correctness", "sampler", "valley_sampler_correctness"),
+    (
+        "difficulty-band",
+        "sampler",
+        "valley_sampler_difficulty_band",
+    ),
+    ("easy-first", "sampler", "valley_sampler_easy_first"),
+    ("hard-first", "sampler", "valley_sampler_hard_first"),
+    ("nested-size", "sampler", "valley_sampler_nested_size"),
+    ("random", "sampler", "valley_sampler_random"),
+    ("candle-sft", "trainer", "valley_trainer_candle_sft"),
+];
+
+/// The built library of any workspace plugin, by plugin name.
+///
+/// # Panics
+/// When `name` is not one of [`PLUGINS`].
+pub fn plugin_lib(name: &str) -> PathBuf {
+    let (_, _, stem) = PLUGINS
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .unwrap_or_else(|| panic!("no plugin named {name}"));
+    profile_dir().join(lib_file_name(stem))
+}
 
 /// The failure fixtures under `tests/fixtures/plugins/`, by library stem (without the
 /// `valley_fixture_` prefix).
@@ -148,6 +178,8 @@ where
             cmd.env_remove(&key);
         }
     }
+    cmd.env_remove("MLFLOW_TRACKING_URI")
+        .env("VALLEY_MLFLOW_HOME", "/nonexistent/valley-e2e/mlflow");
     for (key, value) in envs {
         match value {
             Some(v) => cmd.env(key, v),

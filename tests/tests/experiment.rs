@@ -46,8 +46,17 @@ fn json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn all_tiny_ids() -> BTreeSet<String> {
-    ids(&tiny_train()).into_iter().collect()
+/// Every id of the training file the experiment read: the path its cells' config.json records
+/// (the generated corpus's cache, for the shipped experiments).
+fn all_data_ids(runs: &Path, exp: &str) -> BTreeSet<String> {
+    let cell = std::fs::read_dir(runs.join(exp))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("config.json").is_file())
+        .expect("a cell directory");
+    let config = json(&cell.join("config.json"));
+    let train = config["data"]["train"].as_str().expect("data.train");
+    ids(Path::new(train)).into_iter().collect()
 }
 
 fn cell_dir(runs: &Path, exp: &str, key: &str) -> PathBuf {
@@ -118,12 +127,12 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     let mut expected_entries: Vec<String> = ARMS
         .iter()
         .flat_map(|arm| SEEDS.iter().map(move |s| format!("{arm}-n200-s{s}")))
-        .chain(["experiment.json".to_string()])
+        .chain(["experiment.json".to_string(), "tracking".to_string()])
         .collect();
     expected_entries.sort();
     assert_eq!(entries, expected_entries);
 
-    let universe = all_tiny_ids();
+    let universe = all_data_ids(runs.path(), "easy-first");
     for arm in ARMS {
         for seed in SEEDS {
             let key = format!("{arm}-n200-s{seed}");
@@ -177,13 +186,14 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
         }
     }
 
-    // Again in the same place: every byte of every file is the same.
-    let first = snapshot(runs.path());
+    // Again in the same place, redoing the finished cells (`--force`): every byte of every file
+    // is the same. (The tracking logs under `tracking/` grow by design: one run per invocation.)
+    let first = outputs(runs.path());
     assert_eq!(first.len(), 9 * 3 + 1);
-    let again = experiment("easy-first", runs.path(), &[]);
+    let again = experiment("easy-first", runs.path(), &["--force"]);
     assert_code(&again, 0);
     assert_eq!(stdout(&again), text);
-    let second = snapshot(runs.path());
+    let second = outputs(runs.path());
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
         second.keys().collect::<Vec<_>>()
@@ -196,7 +206,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     let other = tempfile::tempdir().unwrap();
     let third_run = experiment("easy-first", other.path(), &[]);
     assert_code(&third_run, 0);
-    let third = snapshot(other.path());
+    let third = outputs(other.path());
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
         third.keys().collect::<Vec<_>>()
@@ -211,6 +221,61 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
             path.display()
         );
     }
+}
+
+/// Every file under `dir` but the tracking logs.
+fn outputs(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    snapshot(dir)
+        .into_iter()
+        .filter(|(path, _)| !path.components().any(|c| c.as_os_str() == "tracking"))
+        .collect()
+}
+
+/// A rerun skips the cells that finished with the same config, and redoes one whose config
+/// changed (issue 6: cell keys make reruns idempotent).
+#[test]
+fn a_rerun_skips_finished_cells_and_redoes_changed_ones() {
+    let runs = tempfile::tempdir().unwrap();
+    let first = experiment("easy-first", runs.path(), &["--set", "sweep.seeds=[1]"]);
+    assert_code(&first, 0);
+    let again = experiment("easy-first", runs.path(), &["--set", "sweep.seeds=[1]"]);
+    assert_code(&again, 0);
+    let text = stdout(&again);
+    for arm in ARMS {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("{arm}-n200-s1 "))
+                    && l.contains("skipped (finished; found in local run directory)")),
+            "{}",
+            show(&again)
+        );
+    }
+    assert!(
+        text.contains("0 cells written, 3 skipped"),
+        "{}",
+        show(&again)
+    );
+    // A changed sampler config is another cell: redone.
+    let changed = experiment(
+        "easy-first",
+        runs.path(),
+        &[
+            "--set",
+            "sweep.seeds=[1]",
+            "--set",
+            "arms.easy-first.order.config.mode=buckets",
+        ],
+    );
+    assert_code(&changed, 0);
+    assert!(
+        stdout(&changed).contains("1 cells written, 2 skipped"),
+        "{}",
+        show(&changed)
+    );
+    // Each invocation is a parent run, each cell run a child run, all logged locally.
+    let tracking = runs.path().join("easy-first").join("tracking");
+    let dirs = std::fs::read_dir(&tracking).unwrap().count();
+    assert_eq!(dirs, 3 + 3 + 1, "3 parents, 3 first cells, 1 redone cell");
 }
 
 #[test]
@@ -281,7 +346,8 @@ fn valley_subsets_are_nested_prefixes_and_size_zero_is_the_base_model() {
         "{}",
         show(&out)
     );
-    let universe = all_tiny_ids();
+    let universe = all_data_ids(runs.path(), "valley");
+    assert_eq!(universe.len(), 300);
     let mut largest_by_seed = Vec::new();
     for seed in SEEDS {
         let base = cell_dir(runs.path(), "valley", &format!("random-n0-s{seed}"));

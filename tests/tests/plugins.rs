@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use valley_e2e::{
-    assert_code, fixture_lib, profile_dir, sampler_lib, show, stderr, stdout, valley,
-    workspace_root, write_file, SAMPLERS,
+    assert_code, fixture_lib, plugin_lib, profile_dir, sampler_lib, show, stderr, stdout, valley,
+    workspace_root, write_file, PLUGINS, SAMPLERS,
 };
 
 const NO_PLUGIN_PATH: &[(&str, Option<&str>)] = &[("VALLEY_PLUGIN_PATH", None)];
@@ -33,7 +33,7 @@ fn assert_single_failure(out: &std::process::Output, wanted: &[&str]) {
 }
 
 #[test]
-fn list_shows_exactly_the_six_samplers_and_no_fixture() {
+fn list_shows_exactly_the_workspace_plugins_and_no_fixture() {
     let out = valley(["plugins", "list"], &workspace_root(), NO_PLUGIN_PATH);
     assert_code(&out, 0);
     // Every library discovered loaded: no warnings.
@@ -47,12 +47,12 @@ fn list_shows_exactly_the_six_samplers_and_no_fixture() {
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
     let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
-    let expected: Vec<&str> = SAMPLERS.iter().map(|(n, _)| *n).collect();
+    let expected: Vec<&str> = PLUGINS.iter().map(|(n, _, _)| *n).collect();
     assert_eq!(names, expected, "{text}");
-    for (row, (name, _)) in rows.iter().zip(SAMPLERS) {
-        assert_eq!(row[1], "sampler", "{text}");
+    for (row, (name, kind, _)) in rows.iter().zip(PLUGINS) {
+        assert_eq!(row[1], kind, "{text}");
         let path = row.last().expect("a path column");
-        assert_eq!(Path::new(path), sampler_lib(name), "{text}");
+        assert_eq!(Path::new(path), plugin_lib(name), "{text}");
     }
     for hidden in ["fixture", "wrong-kind", "panicking-sampler", "shadowed"] {
         assert!(!text.contains(hidden), "{hidden:?} listed:\n{text}");
@@ -60,7 +60,7 @@ fn list_shows_exactly_the_six_samplers_and_no_fixture() {
 }
 
 #[test]
-fn list_json_has_the_six_samplers() {
+fn list_json_has_the_workspace_plugins() {
     let out = valley(
         ["plugins", "list", "--json"],
         &workspace_root(),
@@ -70,26 +70,38 @@ fn list_json_has_the_six_samplers() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&out))
         .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", show(&out)));
     let plugins = json["plugins"].as_array().expect("a `plugins` array");
-    assert_eq!(plugins.len(), 6, "{json:#}");
+    assert_eq!(plugins.len(), PLUGINS.len(), "{json:#}");
     assert_eq!(json["failures"], serde_json::json!([]), "{json:#}");
-    for (p, (name, _)) in plugins.iter().zip(SAMPLERS) {
+    for (p, (name, kind, _)) in plugins.iter().zip(PLUGINS) {
         assert_eq!(p["name"], name, "{p:#}");
-        assert_eq!(p["kind"], "sampler", "{p:#}");
+        assert_eq!(p["kind"], kind, "{p:#}");
         assert_eq!(p["shadowed"], false, "{p:#}");
         let path = p["path"].as_str().expect("a path string");
-        assert_eq!(Path::new(path), sampler_lib(name), "{p:#}");
+        assert_eq!(Path::new(path), plugin_lib(name), "{p:#}");
         assert!(p["version"].as_str().is_some_and(|v| !v.is_empty()));
         assert!(p["example_config"].is_object(), "{p:#}");
     }
 }
 
 #[test]
-fn check_without_paths_checks_the_six_samplers() {
+fn check_without_paths_checks_every_workspace_plugin() {
     let out = check(&[], &[]);
     assert_code(&out, 0);
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 7, "{}", show(&out));
+    assert_eq!(lines.len(), PLUGINS.len() + 1, "{}", show(&out));
+    let trainer = lines[SAMPLERS.len()];
+    assert!(
+        trainer.starts_with("ok    candle-sft (trainer "),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(
+        lines[PLUGINS.len()],
+        format!("{} checked, 0 failed", PLUGINS.len()),
+        "{}",
+        show(&out)
+    );
     for (line, (name, _)) in lines.iter().zip(SAMPLERS) {
         assert!(
             line.starts_with(&format!("ok    {name} (sampler ")),
@@ -98,7 +110,6 @@ fn check_without_paths_checks_the_six_samplers() {
         );
         assert!(line.contains("in a smoke call"), "{}", show(&out));
     }
-    assert_eq!(lines[6], "6 checked, 0 failed");
 }
 
 #[test]
@@ -266,7 +277,7 @@ fn discovery_comes_from_the_profile_dir_even_outside_the_workspace() {
         .iter()
         .map(|p| p["path"].as_str().unwrap())
         .collect();
-    assert_eq!(paths.len(), 6, "{json:#}");
+    assert_eq!(paths.len(), PLUGINS.len(), "{json:#}");
     assert!(
         paths
             .iter()

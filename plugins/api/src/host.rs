@@ -1,10 +1,16 @@
-//! Services the host hands to every plugin call: a metric sink, a progress reporter and a
-//! cancellation flag.
+//! Services the host hands to every plugin call: a metric sink, a progress reporter, a
+//! cancellation flag, and the sandbox ([`HostServices::run_sandboxed`]).
 //!
-//! The services are a `sabi_trait` object whose vtable is a prefix type: new services (the
-//! sandbox comes next) are appended after the last prefix method with a default body, so a plugin
-//! built against this version keeps loading in a newer host, and a newer plugin running in an
-//! older host gets the default (an error) instead of undefined behaviour.
+//! The services are a `sabi_trait` object whose vtable is a prefix type: new services are
+//! appended after the last prefix method with a default body. Measured in issue 5: a plain
+//! `HostServices_TO` in the plugin signatures makes abi_stable's load-time layout check reject
+//! every plugin built before a method was appended ("interface layout mismatch (too many
+//! fields)"), because the host's longer vtable type is compared as the interface. So the object
+//! crosses the boundary inside [`HostRef`], whose field is left out of the load-time check; the
+//! vtable still carries its length at run time, so an older plugin calls only the methods it
+//! knows, and a newer plugin in an older host gets a method's default body (an error). The rule
+//! this relies on: the prefix methods (up to `is_cancelled`) never change, methods are only
+//! appended, each with a default body.
 
 use std::sync::Mutex;
 
@@ -12,11 +18,11 @@ use abi_stable::{
     sabi_trait,
     sabi_trait::TD_Opaque,
     sabi_types::RRef,
-    std_types::{RSlice, RString},
+    std_types::{RErr, RResult, RSlice, RString},
     StableAbi,
 };
 
-use crate::PluginError;
+use crate::{PluginError, SandboxRequest, SandboxResult};
 
 /// Which way a metric is better. Reports and valley detection read it from here, never from the
 /// metric's name.
@@ -102,25 +108,44 @@ pub trait HostServices: Sync {
     /// Whether the host asked the call to stop (Ctrl-C, a deadline).
     #[sabi(last_prefix_field)]
     fn is_cancelled(&self) -> bool;
+
+    /// Runs an untrusted program in the host's sandbox (appended after the prefix: a host
+    /// without it answers with the default error).
+    fn run_sandboxed(&self, request: &SandboxRequest) -> RResult<SandboxResult, RString> {
+        let _ = request;
+        RErr(RString::from("this host offers no sandbox"))
+    }
 }
 
-/// The FFI-safe borrowed form of the host services passed to each call.
-pub type HostRef<'a> = HostServices_TO<'a, RRef<'a, ()>>;
+/// The FFI-safe borrowed form of the host services passed to each call (see the module docs for
+/// why its field is opaque to the load-time layout check).
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct HostRef<'a> {
+    // SAFETY (of the opaque layout): the vtable is a prefix type whose accessible length travels
+    // with it, and its prefix never changes (append-only, enforced by review and the module docs).
+    #[sabi(unsafe_sabi_opaque_field)]
+    services: HostServices_TO<'a, RRef<'a, ()>>,
+}
 
 /// Borrows any [`HostServices`] implementation as the FFI form.
 pub fn host_ref<'a, T: HostServices + 'a>(services: &'a T) -> HostRef<'a> {
-    HostServices_TO::from_ptr(services, TD_Opaque)
+    HostRef {
+        services: HostServices_TO::from_ptr(services, TD_Opaque),
+    }
 }
 
 /// The plugin's handle on the host services.
 pub struct Host<'a> {
-    inner: HostRef<'a>,
+    inner: HostServices_TO<'a, RRef<'a, ()>>,
 }
 
 impl<'a> Host<'a> {
     /// Wraps the FFI form.
     pub fn new(inner: HostRef<'a>) -> Self {
-        Self { inner }
+        Self {
+            inner: inner.services,
+        }
     }
 
     /// Records one metric point.
@@ -146,6 +171,18 @@ impl<'a> Host<'a> {
     /// Whether the host asked to stop.
     pub fn is_cancelled(&self) -> bool {
         self.inner.is_cancelled()
+    }
+
+    /// Runs an untrusted program in the host's sandbox.
+    ///
+    /// # Errors
+    /// [`PluginError::Failed`] when the host has no sandbox, refuses the run (missing
+    /// isolation) or cannot run it; a misbehaving program is a result, not an error.
+    pub fn run_sandboxed(&self, request: &SandboxRequest) -> Result<SandboxResult, PluginError> {
+        self.inner
+            .run_sandboxed(request)
+            .into_result()
+            .map_err(PluginError::failed)
     }
 
     /// `Err(PluginError::Cancelled)` when the host asked to stop; call it between units of work.
@@ -223,5 +260,15 @@ mod tests {
         assert_eq!(m[0].direction, Direction::LowerIsBetter);
         assert_eq!(m[0].unit.as_str(), "nats");
         assert_eq!(rec.progress.lock().unwrap()[0].total, 4);
+    }
+
+    #[test]
+    fn a_host_without_the_sandbox_answers_with_the_default_error() {
+        let rec = RecordingHost::default();
+        let err = rec
+            .host()
+            .run_sandboxed(&SandboxRequest::python("print(1)", b""))
+            .unwrap_err();
+        assert_eq!(err, PluginError::failed("this host offers no sandbox"));
     }
 }

@@ -1,0 +1,300 @@
+//! The `valley data` subcommands: `synth` (generate the corpus into a directory), `inspect` (the
+//! columns and three rows of any JSONL source, to write a column mapping against) and `stats`
+//! (the numbers a researcher checks before training: rows, difficulty histogram, correctness,
+//! length percentiles, duplicates).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fs::File,
+    io::{BufRead, BufReader, Read, Write},
+    path::Path,
+    time::Instant,
+};
+
+use serde_json::Value;
+
+use crate::{
+    commands::Outcome,
+    error::{Error, Result},
+    problems::read_eval_jsonl,
+    records::{read_training_jsonl, BadRowPolicy, DataError},
+    synth::{generate, python_runner::BatchedPython, write_corpus, SynthRequest},
+};
+
+fn out_err(e: std::io::Error) -> Error {
+    Error::io("<stdout>", e)
+}
+
+/// `valley data synth`: generates the corpus into `out_dir` and prints what it wrote.
+///
+/// # Errors
+/// [`Error::Config`] when generation fails (Python missing, say), I/O errors naming the file.
+pub fn synth(
+    request: &SynthRequest,
+    out_dir: &Path,
+    workers: usize,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let runner = BatchedPython {
+        workers: workers.max(1),
+        ..BatchedPython::default()
+    };
+    let start = Instant::now();
+    let corpus = generate(request, &runner).map_err(|e| Error::Config(e.to_string()))?;
+    write_corpus(&corpus, out_dir).map_err(|e| Error::Config(e.to_string()))?;
+    for (name, paper, idx) in &corpus.subsets {
+        let correct = corpus
+            .subset(name)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.correct == Some(true))
+            .count();
+        writeln!(
+            out,
+            "{:<19} {:>6} records (paper: {paper}), {correct} correct",
+            format!("{name}.jsonl"),
+            idx.len()
+        )
+        .map_err(out_err)?;
+    }
+    writeln!(
+        out,
+        "{:<19} {:>6} problems\nwrote {} in {:.1}s (pool of {} problems)",
+        "eval.jsonl",
+        corpus.eval.len(),
+        out_dir.display(),
+        start.elapsed().as_secs_f64(),
+        corpus.pool.len()
+    )
+    .map_err(out_err)?;
+    Ok(Outcome::Passed)
+}
+
+fn open_lines(path: &Path) -> std::result::Result<Box<dyn BufRead>, DataError> {
+    let unreadable = |e: std::io::Error| DataError::Unreadable {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut file = File::open(path).map_err(unreadable)?;
+    let mut magic = [0u8; 2];
+    let n = file.read(&mut magic).map_err(unreadable)?;
+    let file = File::open(path).map_err(unreadable)?;
+    Ok(if n == 2 && magic == [0x1f, 0x8b] {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
+    } else {
+        Box::new(BufReader::new(file))
+    })
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "object",
+    }
+}
+
+fn short(v: &Value, max: usize) -> String {
+    let text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let flat = text.replace('\n', "\\n");
+    if flat.chars().count() > max {
+        format!(
+            "{}… ({} chars)",
+            flat.chars().take(max).collect::<String>(),
+            text.chars().count()
+        )
+    } else {
+        flat
+    }
+}
+
+/// `valley data inspect SOURCE`: the columns (with the type of their first value) and the first
+/// three rows of a JSONL file, a Parquet file or a directory of shards, long values cut.
+///
+/// # Errors
+/// [`Error::Data`] naming the file and line of a row that is not a JSON object.
+pub fn inspect(source: &Path, out: &mut dyn Write) -> Result<Outcome> {
+    let mut columns: Vec<(String, &'static str)> = Vec::new();
+    let mut rows: Vec<serde_json::Map<String, Value>> = Vec::new();
+    let mut count = 0usize;
+    crate::sources::for_each_row(source, |_, obj| {
+        for (k, v) in &obj {
+            if !columns.iter().any(|(c, _)| c == k) {
+                columns.push((k.clone(), kind(v)));
+            }
+        }
+        count += 1;
+        if rows.len() < 3 {
+            rows.push(obj);
+        }
+        Ok(())
+    })?;
+    let w = |e| out_err(e);
+    writeln!(
+        out,
+        "{}: {count} rows, {} columns",
+        source.display(),
+        columns.len()
+    )
+    .map_err(w)?;
+    for (name, kind) in &columns {
+        writeln!(out, "  {name:<24} {kind}").map_err(w)?;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        writeln!(out, "\nrow {}:", i + 1).map_err(w)?;
+        for (k, v) in row {
+            writeln!(out, "  {k:<24} {}", short(v, 100)).map_err(w)?;
+        }
+    }
+    Ok(Outcome::Passed)
+}
+
+/// The `q`-quantile (nearest rank) of sorted values.
+fn percentile(sorted: &[usize], q: f64) -> usize {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// `valley data stats SOURCE`: rows, difficulty histogram, correct/incorrect counts, length
+/// percentiles (bytes of problem + response until a tokenizer is configured) and duplicates, for
+/// a training-record file; evaluation-problem files (with `statement` and `tests`) get rows,
+/// difficulty and test counts.
+///
+/// # Errors
+/// Data errors naming file, line and field.
+pub fn stats(source: &Path, out: &mut dyn Write) -> Result<Outcome> {
+    let first: Option<Value> = open_lines(source)?
+        .lines()
+        .map_while(std::result::Result::ok)
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str(&l).ok());
+    let is_eval = first
+        .as_ref()
+        .is_some_and(|v| v.get("statement").is_some() && v.get("tests").is_some());
+    let w = |e| out_err(e);
+    if is_eval {
+        let problems = read_eval_jsonl(source)?;
+        let mut hist: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &problems {
+            *hist.entry(p.difficulty.as_str()).or_default() += 1;
+        }
+        let mut tests: Vec<usize> = problems.iter().map(|p| p.tests.len()).collect();
+        tests.sort_unstable();
+        writeln!(
+            out,
+            "{}: {} evaluation problems",
+            source.display(),
+            problems.len()
+        )
+        .map_err(w)?;
+        writeln!(out, "difficulty:").map_err(w)?;
+        for (label, n) in hist {
+            writeln!(out, "  {label:<14} {n:>7}").map_err(w)?;
+        }
+        writeln!(
+            out,
+            "tests per problem: min {} p50 {} max {}",
+            tests.first().unwrap_or(&0),
+            percentile(&tests, 0.5),
+            tests.last().unwrap_or(&0)
+        )
+        .map_err(w)?;
+        return Ok(Outcome::Passed);
+    }
+    let set = read_training_jsonl(source, BadRowPolicy::Skip)?;
+    let n = set.records.len();
+    writeln!(
+        out,
+        "{}: {n} rows, {} bad rows skipped",
+        source.display(),
+        set.skipped.len()
+    )
+    .map_err(w)?;
+    let mut hist: BTreeMap<(i64, String), usize> = BTreeMap::new();
+    for r in &set.records {
+        *hist
+            .entry(((r.difficulty_rank * 1000.0) as i64, r.difficulty.clone()))
+            .or_default() += 1;
+    }
+    writeln!(out, "difficulty (label, rank, rows, share):").map_err(w)?;
+    for ((rank, label), count) in &hist {
+        writeln!(
+            out,
+            "  {label:<14} {:>5} {count:>7} {:>6.1}%",
+            *rank as f64 / 1000.0,
+            100.0 * *count as f64 / n.max(1) as f64
+        )
+        .map_err(w)?;
+    }
+    let correct = set
+        .records
+        .iter()
+        .filter(|r| r.correct == Some(true))
+        .count();
+    let incorrect = set
+        .records
+        .iter()
+        .filter(|r| r.correct == Some(false))
+        .count();
+    writeln!(
+        out,
+        "correct: {correct}  incorrect: {incorrect}  unlabeled: {}",
+        n - correct - incorrect
+    )
+    .map_err(w)?;
+    let mut lengths: Vec<usize> = set
+        .records
+        .iter()
+        .map(|r| r.problem.len() + r.response.len())
+        .collect();
+    lengths.sort_unstable();
+    writeln!(
+        out,
+        "length in bytes (problem + response; no tokenizer configured): min {} p50 {} p90 {} p99 {} max {} total {}",
+        lengths.first().unwrap_or(&0),
+        percentile(&lengths, 0.5),
+        percentile(&lengths, 0.9),
+        percentile(&lengths, 0.99),
+        lengths.last().unwrap_or(&0),
+        lengths.iter().sum::<usize>()
+    )
+    .map_err(w)?;
+    let dupes = |key: &dyn Fn(&crate::records::TrainingRecord) -> String| {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for r in &set.records {
+            *seen.entry(key(r)).or_default() += 1;
+        }
+        seen.values().map(|c| c - 1).sum::<usize>()
+    };
+    writeln!(
+        out,
+        "duplicates: {} identical problem+response, {} repeated problems",
+        dupes(&|r| format!("{}\u{0}{}", r.problem, r.response)),
+        dupes(&|r| r.problem.clone())
+    )
+    .map_err(w)?;
+    Ok(Outcome::Passed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<usize> = (1..=10).collect();
+        assert_eq!(percentile(&v, 0.5), 5);
+        assert_eq!(percentile(&v, 0.9), 9);
+        assert_eq!(percentile(&v, 0.99), 10);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}

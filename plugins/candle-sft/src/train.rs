@@ -1,0 +1,414 @@
+//! The training loop: epochs over the ordered file in its order, micro-batches accumulated to the
+//! global batch, AdamW with warmup then cosine decay, clipping, metrics every step, checkpoints
+//! (weights, optimizer moments, step and data position) that a killed run resumes from exactly.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+use valley_lm::{
+    checkpoint,
+    init::init_varmap,
+    loss::weighted_cross_entropy,
+    optim::{lr_at, AdamW, AdamWParams},
+    tokenizer::ByteTokenizer,
+    Decoder, ModelConfig,
+};
+use valley_plugin_api::{Host, MetricPoint, PluginError};
+
+use crate::data::{pack, pad, read_pairs, tokenize, Batch, Sequence};
+
+/// The trainer's configuration. The paper's settings: `lr = 8e-5`, `warmup_ratio = 0.1`,
+/// `global_batch = 128`, `max_length = 32768`, `epochs = 5`, `checkpoint_every = 0` (final only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SftConfig {
+    /// `small` (the from-scratch CPU student), or a checkpoint directory in the Hugging Face layout.
+    pub model: String,
+    /// Seed of the from-scratch initialisation.
+    pub init_seed: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Fraction of the steps spent warming up.
+    pub warmup_ratio: f64,
+    /// Final learning rate as a fraction of the peak.
+    pub min_lr_ratio: f64,
+    /// Passes over the training file.
+    pub epochs: u64,
+    /// Sequences per forward pass.
+    pub micro_batch: usize,
+    /// Sequences per optimizer step (a multiple of `micro_batch`).
+    pub global_batch: usize,
+    /// Longest sequence in tokens; longer ones are cut and counted.
+    pub max_length: usize,
+    /// Pack sequences into rows of `max_length` instead of padding each batch.
+    pub packing: bool,
+    /// Loss on the assistant turn only (true) or on every token.
+    pub assistant_only: bool,
+    /// Clip the global gradient norm to this (0 disables).
+    pub grad_clip: f64,
+    /// AdamW.
+    pub adamw: AdamWParams,
+    /// `f32` or `bf16`.
+    pub dtype: String,
+    /// Save a resumable checkpoint every this many steps (0: only at the end).
+    pub checkpoint_every: u64,
+    /// Resumable checkpoints kept (the newest).
+    pub keep_checkpoints: usize,
+}
+
+impl Default for SftConfig {
+    fn default() -> Self {
+        Self {
+            model: "small".into(),
+            init_seed: 0,
+            lr: 1e-3,
+            warmup_ratio: 0.1,
+            min_lr_ratio: 0.1,
+            epochs: 1,
+            micro_batch: 8,
+            global_batch: 8,
+            max_length: 512,
+            packing: false,
+            assistant_only: true,
+            grad_clip: 1.0,
+            adamw: AdamWParams::default(),
+            dtype: "f32".into(),
+            checkpoint_every: 0,
+            keep_checkpoints: 2,
+        }
+    }
+}
+
+/// Where a run stands; saved with every checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Optimizer steps done.
+    pub step: u64,
+    /// Weighted (loss) tokens seen.
+    pub tokens_seen: f64,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainSummary {
+    /// Steps taken in all (including before a resume).
+    pub steps: u64,
+    /// Sequences in the training file.
+    pub sequences: usize,
+    /// Sequences cut at `max_length`.
+    pub truncated: usize,
+    /// Weighted tokens seen.
+    pub tokens_seen: f64,
+    /// Loss of the last step.
+    pub final_loss: f64,
+    /// Next-token accuracy on the training set's weighted tokens, at the end.
+    pub train_token_accuracy: f64,
+    /// The final checkpoint (Hugging Face layout).
+    pub checkpoint: PathBuf,
+    /// The step this run resumed from, if any.
+    pub resumed_from: Option<u64>,
+}
+
+/// Which resumable checkpoints to delete: all but the newest `keep` (a pure policy).
+pub fn checkpoints_to_delete(steps: &[u64], keep: usize) -> Vec<u64> {
+    let mut sorted = steps.to_vec();
+    sorted.sort_unstable();
+    let n = sorted.len().saturating_sub(keep.max(1));
+    sorted[..n].to_vec()
+}
+
+fn fail(e: impl std::fmt::Display) -> PluginError {
+    PluginError::failed(e)
+}
+
+fn ckpt_dir(out: &Path, step: u64) -> PathBuf {
+    out.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+/// The newest complete resumable checkpoint under `out`, if any.
+pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out.join("checkpoints"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("state.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs.pop()
+}
+
+/// Trains on `train_file`, writing checkpoints under `out`; resumes from `resume` (a checkpoint
+/// directory) when given.
+///
+/// # Errors
+/// [`PluginError`] naming what failed; [`PluginError::Cancelled`] when the host asks to stop
+/// (the last checkpoint is kept).
+pub fn train(
+    cfg: &SftConfig,
+    train_file: &Path,
+    out: &Path,
+    resume: Option<&Path>,
+    host: &Host<'_>,
+) -> Result<TrainSummary, PluginError> {
+    if cfg.micro_batch == 0 || cfg.global_batch % cfg.micro_batch != 0 {
+        return Err(PluginError::invalid_config(format!(
+            "global_batch {} must be a positive multiple of micro_batch {}",
+            cfg.global_batch, cfg.micro_batch
+        )));
+    }
+    let dtype = match cfg.dtype.as_str() {
+        "f32" => DType::F32,
+        "bf16" => DType::BF16,
+        other => {
+            return Err(PluginError::invalid_config(format!(
+                "dtype `{other}`: use f32 or bf16"
+            )))
+        }
+    };
+    let device = Device::Cpu;
+    let tok = ByteTokenizer;
+    let pad_id = ByteTokenizer::special("<|endoftext|>").unwrap_or(0);
+    let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
+    if pairs.is_empty() {
+        return Err(PluginError::invalid_input(format!(
+            "{}: no training records",
+            train_file.display()
+        )));
+    }
+    let mut truncated = 0;
+    let seqs: Vec<Sequence> = pairs
+        .iter()
+        .map(|(p, r)| {
+            let (s, cut) = tokenize(&tok, p, r, cfg.max_length, cfg.assistant_only);
+            truncated += usize::from(cut);
+            s
+        })
+        .collect();
+
+    let (model_cfg, varmap) = match (resume, cfg.model.as_str()) {
+        (Some(dir), _) => checkpoint::load_varmap(dir, dtype, &device).map_err(fail)?,
+        (None, "small") => {
+            let m = ModelConfig::small(ByteTokenizer::VOCAB_SIZE);
+            let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
+            (m, vm)
+        }
+        (None, dir) => checkpoint::load_varmap(Path::new(dir), dtype, &device).map_err(fail)?,
+    };
+    if model_cfg.vocab_size < ByteTokenizer::VOCAB_SIZE {
+        return Err(PluginError::invalid_config(format!(
+            "the model's vocabulary ({}) is smaller than the byte tokenizer's ({})",
+            model_cfg.vocab_size,
+            ByteTokenizer::VOCAB_SIZE
+        )));
+    }
+    let model = Decoder::new(
+        &model_cfg,
+        &VarBuilder::from_varmap(&varmap, dtype, &device),
+    )
+    .map_err(fail)?;
+    let vars: Vec<(String, candle_core::Var)> = varmap
+        .data()
+        .lock()
+        .map_err(|_| fail("poisoned VarMap"))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut opt = AdamW::new(vars, cfg.adamw).map_err(fail)?;
+    let mut state = TrainState {
+        step: 0,
+        tokens_seen: 0.0,
+    };
+    if let Some(dir) = resume {
+        let text = std::fs::read_to_string(dir.join("state.json")).map_err(fail)?;
+        state = serde_json::from_str(&text).map_err(fail)?;
+        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &device)
+            .map_err(fail)?;
+        opt.restore(&moments, state.step).map_err(fail)?;
+    }
+
+    let steps_per_epoch = seqs.len().div_ceil(cfg.global_batch) as u64;
+    let total = steps_per_epoch * cfg.epochs.max(1);
+    let warmup = (cfg.warmup_ratio * total as f64).round() as u64;
+    let resumed_from = resume.map(|_| state.step);
+    let mut final_loss = f64::NAN;
+    while state.step < total {
+        host.check_cancelled()?;
+        let started = Instant::now();
+        let in_epoch = (state.step % steps_per_epoch) as usize;
+        let chunk =
+            &seqs[in_epoch * cfg.global_batch..((in_epoch + 1) * cfg.global_batch).min(seqs.len())];
+        let micro: Vec<Batch> = chunk
+            .chunks(cfg.micro_batch)
+            .map(|c| {
+                if cfg.packing {
+                    pack(c, cfg.max_length, pad_id)
+                } else {
+                    pad(c, pad_id)
+                }
+            })
+            .collect();
+        let step_tokens: f64 = micro.iter().map(Batch::weighted_tokens).sum();
+        let mut acc = None;
+        let mut loss_sum = 0.0;
+        for b in &micro {
+            let t = |v: &[u32]| Tensor::from_vec(v.to_vec(), (b.rows, b.len), &device);
+            let logits = model
+                .forward(&t(&b.inputs).map_err(fail)?, None)
+                .map_err(fail)?;
+            let weights =
+                Tensor::from_vec(b.weights.clone(), (b.rows, b.len), &device).map_err(fail)?;
+            let (mean, w) =
+                weighted_cross_entropy(&logits, &t(&b.targets).map_err(fail)?, &weights)
+                    .map_err(fail)?;
+            if w == 0.0 {
+                continue;
+            }
+            // Each micro-batch's share of the global batch's mean loss.
+            let share = (mean * (w / step_tokens.max(1.0))).map_err(fail)?;
+            loss_sum += share
+                .to_dtype(DType::F64)
+                .and_then(|s| s.to_scalar::<f64>())
+                .map_err(fail)?;
+            let grads = share.backward().map_err(fail)?;
+            match acc.as_mut() {
+                None => acc = Some(grads),
+                Some(a) => opt.accumulate(a, &grads).map_err(fail)?,
+            }
+        }
+        let Some(mut grads) = acc else {
+            state.step += 1;
+            continue;
+        };
+        let grad_norm = opt
+            .clip_grad_norm(&mut grads, cfg.grad_clip)
+            .map_err(fail)?;
+        let lr = lr_at(state.step, total, warmup, cfg.lr, cfg.min_lr_ratio);
+        opt.step(&grads, lr).map_err(fail)?;
+        state.step += 1;
+        state.tokens_seen += step_tokens;
+        final_loss = loss_sum;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        host.log_all(&[
+            MetricPoint::new("train/loss", loss_sum, state.step)
+                .unit("nats")
+                .lower_is_better(),
+            MetricPoint::new("train/lr", lr, state.step),
+            MetricPoint::new("train/grad_norm", grad_norm, state.step),
+            MetricPoint::new("train/tokens_per_s", step_tokens / secs, state.step)
+                .unit("tokens/s")
+                .higher_is_better(),
+            MetricPoint::new("train/tokens_seen", state.tokens_seen, state.step).unit("tokens"),
+        ]);
+        host.progress(state.step, total, format!("loss {loss_sum:.4}"));
+        if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.step < total
+        {
+            save_resumable(out, &model_cfg, &varmap, &opt, &state)?;
+            prune(out, cfg.keep_checkpoints)?;
+        }
+    }
+
+    let accuracy = token_accuracy(&model, &seqs, cfg, pad_id, &device)?;
+    host.log(
+        MetricPoint::new("train/token_accuracy", accuracy, state.step)
+            .unit("fraction")
+            .higher_is_better(),
+    );
+    let final_dir = out.join("final");
+    checkpoint::save(&final_dir, &model_cfg, &varmap).map_err(fail)?;
+    Ok(TrainSummary {
+        steps: state.step,
+        sequences: seqs.len(),
+        truncated,
+        tokens_seen: state.tokens_seen,
+        final_loss,
+        train_token_accuracy: accuracy,
+        checkpoint: final_dir,
+        resumed_from,
+    })
+}
+
+fn save_resumable(
+    out: &Path,
+    model_cfg: &ModelConfig,
+    varmap: &VarMap,
+    opt: &AdamW,
+    state: &TrainState,
+) -> Result<(), PluginError> {
+    let dir = ckpt_dir(out, state.step);
+    // Written into a temporary directory and renamed, so a kill never leaves half a checkpoint
+    // that looks complete.
+    let tmp = dir.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    checkpoint::save(&tmp, model_cfg, varmap).map_err(fail)?;
+    let moments: HashMap<String, Tensor> = opt.state();
+    candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors")).map_err(fail)?;
+    std::fs::write(
+        tmp.join("state.json"),
+        serde_json::to_string(state).map_err(fail)?,
+    )
+    .map_err(fail)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).map_err(fail)
+}
+
+fn prune(out: &Path, keep: usize) -> Result<(), PluginError> {
+    let steps: Vec<u64> = std::fs::read_dir(out.join("checkpoints"))
+        .map_err(fail)?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_prefix("step-")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    for step in checkpoints_to_delete(&steps, keep) {
+        std::fs::remove_dir_all(ckpt_dir(out, step)).map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn token_accuracy(
+    model: &Decoder,
+    seqs: &[Sequence],
+    cfg: &SftConfig,
+    pad_id: u32,
+    device: &Device,
+) -> Result<f64, PluginError> {
+    let (mut right, mut counted) = (0.0, 0.0);
+    for chunk in seqs.chunks(cfg.micro_batch.max(1)) {
+        let b = pad(chunk, pad_id);
+        let ids = Tensor::from_vec(b.inputs.clone(), (b.rows, b.len), device).map_err(fail)?;
+        let logits = model.forward(&ids, None).map_err(fail)?;
+        let predicted = Decoder::argmax_last(&logits).map_err(fail)?;
+        for ((p, t), w) in predicted.iter().zip(&b.targets).zip(&b.weights) {
+            if *w > 0.0 {
+                counted += 1.0;
+                right += f64::from(u8::from(p == t));
+            }
+        }
+    }
+    Ok(if counted > 0.0 { right / counted } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest() {
+        assert_eq!(checkpoints_to_delete(&[30, 10, 20], 2), vec![10]);
+        assert_eq!(checkpoints_to_delete(&[10], 2), Vec::<u64>::new());
+        assert_eq!(
+            checkpoints_to_delete(&[1, 2, 3], 0),
+            vec![1, 2],
+            "at least one is kept"
+        );
+    }
+}

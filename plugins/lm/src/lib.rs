@@ -1,0 +1,44 @@
+//! Decoder-only language models for valley's trainer and evaluator plugins.
+//!
+//! One model family covers Llama and Qwen2 (grouped-query attention, rotary position embeddings,
+//! RMSNorm, SwiGLU, optional QKV bias, optional tied embeddings). Every op is composed from candle
+//! primitives that have a backward pass: candle 0.11's fused `softmax_last_dim`, `rms_norm`,
+//! `rope*` and `sdpa` silently return no gradient (DESIGN.md section 8), so none of them is used
+//! here, and `tests/gradients.rs` checks every parameter against finite differences.
+//!
+//! Weights use the Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, …) so that
+//! checkpoints load from and save to the layout other tools read.
+
+pub mod checkpoint;
+pub mod config;
+pub mod init;
+pub mod loss;
+pub mod model;
+pub mod ops;
+pub mod optim;
+pub mod tokenizer;
+
+pub use config::ModelConfig;
+pub use model::{Decoder, KvCache};
+
+/// Errors of this crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A configuration is invalid.
+    #[error("invalid model config: {0}")]
+    Config(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,85 @@
+//! The byte-level tokenizer of the default student: ids 0–255 are bytes, then the chat and
+//! reasoning specials as atomic tokens. Every string round-trips exactly. (A BPE `tokenizer.json`
+//! for larger students comes with the data issue's tokenizer work.)
+
+/// Special tokens, in id order after the 256 bytes.
+pub const SPECIALS: [&str; 5] = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<think>",
+    "</think>",
+];
+
+/// Byte-level tokenizer with atomic specials.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ByteTokenizer;
+
+impl ByteTokenizer {
+    /// Vocabulary size: 256 bytes plus the specials.
+    pub const VOCAB_SIZE: usize = 256 + SPECIALS.len();
+
+    /// The id of a special token.
+    pub fn special(name: &str) -> Option<u32> {
+        SPECIALS
+            .iter()
+            .position(|s| *s == name)
+            .map(|i| 256 + i as u32)
+    }
+
+    /// Encodes text; specials spelled out in the text become their atomic ids.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        let mut ids = Vec::with_capacity(text.len());
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        'outer: while i < bytes.len() {
+            if bytes[i] == b'<' {
+                for (k, s) in SPECIALS.iter().enumerate() {
+                    if bytes[i..].starts_with(s.as_bytes()) {
+                        ids.push(256 + k as u32);
+                        i += s.len();
+                        continue 'outer;
+                    }
+                }
+            }
+            ids.push(u32::from(bytes[i]));
+            i += 1;
+        }
+        ids
+    }
+
+    /// Decodes ids; invalid UTF-8 (a cut multi-byte character) is replaced, ids past the
+    /// vocabulary are skipped.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        let mut bytes = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match id {
+                0..=255 => bytes.push(id as u8),
+                _ => {
+                    if let Some(s) = SPECIALS.get(id as usize - 256) {
+                        bytes.extend_from_slice(s.as_bytes());
+                    }
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_keeps_specials_atomic() {
+        let t = ByteTokenizer;
+        let text = "<|im_start|>user\nsort [3, 1] — ok<|im_end|>\n<think>plan</think>```python\nprint(1)\n```<|endoftext|>";
+        let ids = t.encode(text);
+        assert_eq!(t.decode(&ids), text);
+        assert_eq!(ids[0], ByteTokenizer::special("<|im_start|>").unwrap());
+        assert_eq!(ids.iter().filter(|&&i| i >= 256).count(), 5);
+        // A lone '<' stays a byte.
+        assert_eq!(t.encode("a<b"), vec![97, 60, 98]);
+        assert_eq!(ByteTokenizer::VOCAB_SIZE, 261);
+    }
+}
