@@ -45,6 +45,7 @@
 // abi_stable's `sabi_trait` macro (0.11.3) expands to impls inside a const block.
 #![allow(non_local_definitions)]
 
+pub mod curriculum;
 pub mod error;
 pub mod evaluator;
 pub mod host;

@@ -13,32 +13,17 @@
 //! The summary is a histogram of labels in output order:
 //! `{"mode": "shuffle-ties", "levels": [{"label": "VERY_HARD", "count": 3}, ...]}`.
 
-use std::collections::BTreeMap;
-
-use valley_plugin_api::{prelude::*, serde_json};
+use valley_plugin_api::{
+    curriculum::{label_histogram, order_by_difficulty},
+    prelude::*,
+    serde_json,
+};
 
 /// The salt of this sampler's random stream; part of the golden order, never change it.
 const SALT: &str = "hard-first";
 
 /// How records of equal difficulty are arranged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Sort by rank; equal ranks in seeded random order.
-    #[default]
-    ShuffleTies,
-    /// Group by label, groups by maximum rank descending, seeded random order inside each group.
-    Buckets,
-}
-
-impl Mode {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::ShuffleTies => "shuffle-ties",
-            Self::Buckets => "buckets",
-        }
-    }
-}
+pub use valley_plugin_api::curriculum::TieMode as Mode;
 
 /// The configuration; every field has a default, unknown fields are rejected.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
@@ -72,42 +57,7 @@ impl SamplerPlugin for HardFirst {
         _host: &Host<'_>,
     ) -> Result<Selection, PluginError> {
         let mut rng = SeedRng::derive(ctx.seed, SALT);
-        let positions = match self.mode {
-            Mode::ShuffleTies => {
-                let mut positions: Vec<usize> = (0..pool.len()).collect();
-                rng.shuffle(&mut positions);
-                // Stable, so records of equal rank keep the shuffled order.
-                positions
-                    .sort_by(|&a, &b| pool[b].difficulty_rank.total_cmp(&pool[a].difficulty_rank));
-                positions
-            }
-            Mode::Buckets => {
-                // One group per label, members in input order. A BTreeMap, not a HashMap, so
-                // the label tie-break (and hence the order groups draw from the rng) is fixed.
-                let mut groups: BTreeMap<&str, (f64, Vec<usize>)> = BTreeMap::new();
-                for (pos, c) in pool.iter().enumerate() {
-                    let group = groups
-                        .entry(c.difficulty.as_str())
-                        .or_insert((c.difficulty_rank, Vec::new()));
-                    if c.difficulty_rank.total_cmp(&group.0).is_gt() {
-                        group.0 = c.difficulty_rank;
-                    }
-                    group.1.push(pos);
-                }
-                let mut groups: Vec<(&str, f64, Vec<usize>)> = groups
-                    .into_iter()
-                    .map(|(label, (max_rank, members))| (label, max_rank, members))
-                    .collect();
-                // Stable over the label-sorted map, so equal maximum ranks order by label.
-                groups.sort_by(|a, b| b.1.total_cmp(&a.1));
-                let mut positions = Vec::with_capacity(pool.len());
-                for (_, _, mut members) in groups {
-                    rng.shuffle(&mut members);
-                    positions.extend(members);
-                }
-                positions
-            }
-        };
+        let positions = order_by_difficulty(pool, &mut rng, self.mode, true);
         let indices: Vec<u64> = positions.iter().map(|&p| pool[p].index).collect();
         let summary = serde_json::json!({
             "mode": self.mode.as_str(),
@@ -115,21 +65,6 @@ impl SamplerPlugin for HardFirst {
         });
         Ok(Selection::new(indices).with_summary(summary))
     }
-}
-
-/// Counts labels, listed in the order they first appear.
-fn label_histogram<'a>(labels: impl Iterator<Item = &'a str>) -> serde_json::Value {
-    let mut levels: Vec<(&str, u64)> = Vec::new();
-    for label in labels {
-        match levels.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, count)) => *count += 1,
-            None => levels.push((label, 1)),
-        }
-    }
-    levels
-        .into_iter()
-        .map(|(label, count)| serde_json::json!({"label": label, "count": count}))
-        .collect()
 }
 
 valley_plugin_api::export_sampler!(HardFirst);
