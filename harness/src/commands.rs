@@ -240,6 +240,11 @@ pub fn experiment(
     out: &mut dyn Write,
 ) -> Result<Outcome> {
     let exp = Experiment::load(name, overrides)?;
+    if dry_run {
+        if let Some(source) = crate::data_source::uncached_hub_source(&exp.spec.data)? {
+            return dry_run_without_data(&exp, search, source, out);
+        }
+    }
     let prepared = Prepared::new(exp, search)?;
     let services = CallServices::new("plan", cancel.clone());
     let plan = prepared.plan(&services)?;
@@ -346,4 +351,107 @@ pub fn experiment(
     } else {
         Outcome::Failed
     })
+}
+
+/// The dry run of an experiment whose training data is on the hub and not in the cache: checks
+/// every plugin it names and lists the cells, and says what a real run would download instead of
+/// downloading it (pool sizes need the data, so they are not shown).
+fn dry_run_without_data(
+    exp: &Experiment,
+    search: &PluginSearch,
+    (source, url, cache, offline): (String, String, PathBuf, bool),
+    out: &mut dyn Write,
+) -> Result<Outcome> {
+    let registry = crate::sampling::PluginRegistry::for_experiment(exp, search)?;
+    for arm in &exp.arms {
+        registry.arm_samplers(arm)?;
+    }
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(out_err);
+    w(
+        out,
+        format!("experiment {} ({})", exp.name, exp.file.display()),
+    )?;
+    if !exp.spec.description.trim().is_empty() {
+        w(
+            out,
+            format!(
+                "  {}",
+                exp.spec
+                    .description
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        )?;
+    }
+    w(
+        out,
+        format!(
+            "data: {source} is not in the Hugging Face cache ({})",
+            cache.display()
+        ),
+    )?;
+    w(out, format!("  a run would download {url}"))?;
+    w(
+        out,
+        format!(
+            "  {}; gated repositories need HF_TOKEN; HF_HOME or HF_HUB_CACHE move the cache",
+            if offline {
+                "HF_HUB_OFFLINE is set, so the run would stop instead"
+            } else {
+                "set HF_HUB_OFFLINE=1 to forbid downloads"
+            }
+        ),
+    )?;
+    for arm in &exp.arms {
+        let stages: Vec<String> = arm
+            .stages
+            .iter()
+            .map(|s| format!("{} {} {}", s.role, s.spec.plugin, s.spec.config))
+            .collect();
+        w(out, format!("arm {}: {}", arm.name, stages.join(" -> ")))?;
+    }
+    for (slot, spec) in [
+        ("trainer", &exp.spec.trainer),
+        ("evaluator", &exp.spec.evaluator),
+    ] {
+        if let Some(spec) = spec {
+            w(
+                out,
+                format!(
+                    "{slot}: {} {} (not run yet: sampling only)",
+                    spec.plugin, spec.config
+                ),
+            )?;
+        }
+    }
+    let cells = exp.cells();
+    w(
+        out,
+        format!(
+            "{} cells = {} arms × {} sizes × {} seeds (pools unknown until the data is cached)",
+            cells.len(),
+            exp.arms.len(),
+            exp.spec.sweep.sizes.len(),
+            exp.spec.sweep.seeds.len()
+        ),
+    )?;
+    w(
+        out,
+        format!("{:<32} {:<14} {:>6} {:>6}", "CELL", "ARM", "SIZE", "SEED"),
+    )?;
+    for c in &cells {
+        w(
+            out,
+            format!("{:<32} {:<14} {:>6} {:>6}", c.key(), c.arm, c.size, c.seed),
+        )?;
+    }
+    w(
+        out,
+        format!(
+            "dry run: nothing downloaded or written; cells would go under {}",
+            exp.runs_dir().display()
+        ),
+    )?;
+    Ok(Outcome::Passed)
 }

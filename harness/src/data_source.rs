@@ -115,6 +115,32 @@ pub fn training_file(data: &DataSection) -> Result<PathBuf> {
     }
 }
 
+/// When the training data is a hub file the cache does not hold, what reading it would download:
+/// `(hf:// source, download URL, cache directory, whether downloads are forbidden offline)`.
+/// A dry run reports this instead of downloading.
+///
+/// # Errors
+/// [`Error::Config`] when the `hf://` address does not parse.
+pub fn uncached_hub_source(data: &DataSection) -> Result<Option<(String, String, PathBuf, bool)>> {
+    let Some(path) = data.train.as_ref().filter(|p| p.starts_with("hf:")) else {
+        return Ok(None);
+    };
+    let text = path.to_string_lossy().to_string();
+    let file: HubFile = text
+        .parse()
+        .map_err(|e| Error::Config(format!("data.train: {e}")))?;
+    let cache = HubCache::from_env();
+    if cache.cached(&file).is_some() {
+        return Ok(None);
+    }
+    Ok(Some((
+        text,
+        file.url(&cache.endpoint),
+        cache.root,
+        cache.offline,
+    )))
+}
+
 /// The evaluation file of a `[data]` section: `eval`, else the generated corpus's `eval.jsonl`.
 ///
 /// # Errors

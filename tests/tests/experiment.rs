@@ -511,3 +511,56 @@ fn a_bad_list_element_from_set_is_blamed_on_the_override() {
         show(&out)
     );
 }
+
+#[test]
+fn the_paper_experiment_dry_runs_offline_and_says_what_it_would_download() {
+    // An empty Hugging Face cache: the dry run must explain the download, not attempt it.
+    let hf = tempfile::tempdir().unwrap();
+    let hf_home = hf.path().display().to_string();
+    for offline in [None, Some("1")] {
+        let out = valley(
+            ["experiment", "paper-qwen2.5-7b", "--dry-run"],
+            &workspace_root(),
+            &[
+                ("HF_HOME", Some(hf_home.as_str())),
+                ("HF_HUB_CACHE", None),
+                ("HF_HUB_OFFLINE", offline),
+            ],
+        );
+        assert_code(&out, 0);
+        let text = stdout(&out);
+        assert!(
+            text.contains("is not in the Hugging Face cache"),
+            "{}",
+            show(&out)
+        );
+        assert!(
+            text.contains("a run would download https://huggingface.co/datasets/collinear-ai/valley-of-reasoning-data/resolve/main/"),
+            "{}",
+            show(&out)
+        );
+        assert!(
+            text.contains("4 cells = 1 arms × 4 sizes × 1 seeds"),
+            "{}",
+            show(&out)
+        );
+        for cell in [
+            "random-n0-s1",
+            "random-n1000-s1",
+            "random-n10000-s1",
+            "random-n30000-s1",
+        ] {
+            assert!(text.contains(cell), "{cell} missing\n{}", show(&out));
+        }
+        assert_eq!(
+            offline.is_some(),
+            text.contains("HF_HUB_OFFLINE is set"),
+            "{}",
+            show(&out)
+        );
+    }
+    assert!(
+        std::fs::read_dir(hf.path()).unwrap().next().is_none(),
+        "a dry run wrote into the cache"
+    );
+}
