@@ -1,7 +1,9 @@
 //! `valley data synth | inspect | stats` and the `[data] synth` source of experiment files, driven
 //! through the binary (issue 3). Needs python3: the corpus's correctness labels come from running.
 
-use valley_e2e::{assert_code, show, stderr, stdout, valley, workspace_root, write_file};
+use valley_e2e::{
+    assert_code, show, stderr, stdout, toml_path, valley, workspace_root, write_file,
+};
 
 #[test]
 fn synth_writes_the_seven_subsets_and_stats_and_inspect_read_them() {
@@ -209,8 +211,29 @@ fn a_preset_reads_a_hub_dataset_from_the_offline_cache() {
     assert!(stdout(&out).contains("3 records"), "{}", show(&out));
 
     let file = write_file(dir.path(), "pinned.toml", &exp("v9"));
+    // A dry run explains what is missing instead of failing on it.
     let out = valley(
         ["experiment", file.to_str().unwrap(), "--dry-run"],
+        &workspace_root(),
+        &env,
+    );
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("is not in the Hugging Face cache")
+            && stdout(&out).contains("HF_HUB_OFFLINE is set, so the run would stop"),
+        "{}",
+        show(&out)
+    );
+    // A real run stops with the error saying what to set.
+    let runs = dir.path().join("runs");
+    let runs_arg = format!("output.runs_dir={}", toml_path(&runs));
+    let out = valley(
+        [
+            "experiment",
+            file.to_str().unwrap(),
+            "--set",
+            runs_arg.as_str(),
+        ],
         &workspace_root(),
         &env,
     );
