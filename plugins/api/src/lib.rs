@@ -54,6 +54,7 @@ pub mod module;
 pub mod rng;
 pub mod sampler;
 pub mod sandbox;
+pub mod testing;
 pub mod trainer;
 
 pub use error::PluginError;

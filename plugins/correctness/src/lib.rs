@@ -152,34 +152,23 @@ valley_plugin_api::export_sampler!(Correctness);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use valley_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
+    use valley_plugin_api::abi_stable::std_types::ROption;
     use valley_plugin_api::host::RecordingHost;
 
-    const LABELS: [&str; 5] = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"];
+    use valley_plugin_api::testing::mixed_pool;
 
     /// `n` candidates with mixed difficulties; `correct` cycles unlabeled, false, true when
     /// `unlabeled` is set, else true, false.
     fn pool(n: u64, unlabeled: bool) -> Vec<Candidate> {
-        (0..n)
-            .map(|i| {
-                let level = ((i * 3 + i / 5) % 5) as usize;
-                let correct = match (unlabeled, i % 3, i % 2) {
-                    (true, 0, _) => ROption::RNone,
-                    (true, 1, _) | (false, _, 1) => ROption::RSome(false),
-                    _ => ROption::RSome(true),
-                };
-                Candidate {
-                    index: 100 + i,
-                    id: RString::from(format!("rec-{i}")),
-                    difficulty: LABELS[level].into(),
-                    difficulty_rank: level as f64,
-                    correct,
-                    token_count: 50 + i,
-                    source: "test".into(),
-                    tags: RVec::new(),
-                }
-            })
-            .collect()
+        let mut pool = mixed_pool(n);
+        for (i, c) in (0u64..).zip(pool.iter_mut()) {
+            c.correct = match (unlabeled, i % 3, i % 2) {
+                (true, 0, _) => ROption::RNone,
+                (true, 1, _) | (false, _, 1) => ROption::RSome(false),
+                _ => ROption::RSome(true),
+            };
+        }
+        pool
     }
 
     fn ctx(seed: u64) -> SampleContext {

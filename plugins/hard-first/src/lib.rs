@@ -72,29 +72,14 @@ valley_plugin_api::export_sampler!(HardFirst);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use valley_plugin_api::abi_stable::std_types::{ROption, RString, RVec};
     use valley_plugin_api::host::RecordingHost;
 
-    const LABELS: [&str; 5] = ["EASY", "MEDIUM", "MEDIUM_HARD", "HARD", "VERY_HARD"];
+    use valley_plugin_api::testing::mixed_pool;
 
-    /// `n` candidates whose indices are not their positions and whose difficulties are mixed
-    /// along the pool (label `LABELS[r]` has rank `r`).
+    /// The shared test pool (`valley_plugin_api::testing::mixed_pool`): indices are not positions,
+    /// difficulties are mixed along the pool.
     fn pool(n: u64) -> Vec<Candidate> {
-        (0..n)
-            .map(|i| {
-                let level = ((i * 3 + i / 5) % 5) as usize;
-                Candidate {
-                    index: 100 + i,
-                    id: RString::from(format!("rec-{i}")),
-                    difficulty: LABELS[level].into(),
-                    difficulty_rank: level as f64,
-                    correct: ROption::RNone,
-                    token_count: 50 + i,
-                    source: "test".into(),
-                    tags: RVec::new(),
-                }
-            })
-            .collect()
+        mixed_pool(n)
     }
 
     fn ctx(seed: u64) -> SampleContext {
