@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use valley_lm::tokenizer::ByteTokenizer;
+use valley_lm::tokenizer::Tokenizer;
 
 /// One training example after tokenization: input ids, next-token targets and loss weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +43,7 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>, String> {
 
 /// Tokenizes one pair with the ChatML template; returns the sequence and whether it was cut.
 pub fn tokenize(
-    tok: &ByteTokenizer,
+    tok: &Tokenizer,
     problem: &str,
     response: &str,
     max_length: usize,
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn assistant_only_mask_covers_the_answer_and_end_of_turn() {
-        let tok = ByteTokenizer;
+        let tok = Tokenizer::default();
         let (seq, cut) = tokenize(&tok, "hi", "ok", 100, true);
         assert!(!cut);
         let weighted: Vec<u32> = seq
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn truncation_is_reported_and_padding_and_packing_keep_weights() {
-        let tok = ByteTokenizer;
+        let tok = Tokenizer::default();
         let (seq, cut) = tokenize(&tok, "a long problem", "a long answer", 10, true);
         assert!(cut);
         assert_eq!(seq.inputs.len(), 10);

@@ -16,7 +16,7 @@ use valley_lm::{
     init::init_varmap,
     loss::weighted_cross_entropy,
     optim::{lr_at, AdamW, AdamWParams},
-    tokenizer::ByteTokenizer,
+    tokenizer::Tokenizer,
     Decoder, ModelConfig,
 };
 use valley_plugin_api::{Host, MetricPoint, PluginError};
@@ -171,8 +171,14 @@ pub fn train(
         }
     };
     let device = Device::Cpu;
-    let tok = ByteTokenizer;
-    let pad_id = ByteTokenizer::special("<|endoftext|>").unwrap_or(0);
+    // The tokenizer travels with the weights: a checkpoint's own, the byte tokenizer for the
+    // from-scratch student.
+    let tok = match (resume, cfg.model.as_str()) {
+        (Some(dir), _) => Tokenizer::from_dir(dir).map_err(fail)?,
+        (None, "small") => Tokenizer::default(),
+        (None, dir) => Tokenizer::from_dir(Path::new(dir)).map_err(fail)?,
+    };
+    let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
     let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
     if pairs.is_empty() {
         return Err(PluginError::invalid_input(format!(
@@ -193,17 +199,17 @@ pub fn train(
     let (model_cfg, varmap) = match (resume, cfg.model.as_str()) {
         (Some(dir), _) => checkpoint::load_varmap(dir, dtype, &device).map_err(fail)?,
         (None, "small") => {
-            let m = ModelConfig::small(ByteTokenizer::VOCAB_SIZE);
+            let m = ModelConfig::small(tok.vocab_size());
             let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
             (m, vm)
         }
         (None, dir) => checkpoint::load_varmap(Path::new(dir), dtype, &device).map_err(fail)?,
     };
-    if model_cfg.vocab_size < ByteTokenizer::VOCAB_SIZE {
+    if model_cfg.vocab_size < tok.vocab_size() {
         return Err(PluginError::invalid_config(format!(
-            "the model's vocabulary ({}) is smaller than the byte tokenizer's ({})",
+            "the model's vocabulary ({}) is smaller than its tokenizer's ({})",
             model_cfg.vocab_size,
-            ByteTokenizer::VOCAB_SIZE
+            tok.vocab_size()
         )));
     }
     let model = Decoder::new(
@@ -307,7 +313,7 @@ pub fn train(
         host.progress(state.step, total, format!("loss {loss_sum:.4}"));
         if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.step < total
         {
-            save_resumable(out, &model_cfg, &varmap, &opt, &state)?;
+            save_resumable(out, &tok, &model_cfg, &varmap, &opt, &state)?;
             prune(out, cfg.keep_checkpoints)?;
         }
     }
@@ -320,6 +326,7 @@ pub fn train(
     );
     let final_dir = out.join("final");
     checkpoint::save(&final_dir, &model_cfg, &varmap).map_err(fail)?;
+    tok.save(&final_dir).map_err(fail)?;
     Ok(TrainSummary {
         steps: state.step,
         sequences: seqs.len(),
@@ -334,6 +341,7 @@ pub fn train(
 
 fn save_resumable(
     out: &Path,
+    tok: &Tokenizer,
     model_cfg: &ModelConfig,
     varmap: &VarMap,
     opt: &AdamW,
@@ -345,6 +353,7 @@ fn save_resumable(
     let tmp = dir.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     checkpoint::save(&tmp, model_cfg, varmap).map_err(fail)?;
+    tok.save(&tmp).map_err(fail)?;
     let moments: HashMap<String, Tensor> = opt.state();
     candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors")).map_err(fail)?;
     std::fs::write(

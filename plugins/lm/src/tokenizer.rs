@@ -1,6 +1,84 @@
-//! The byte-level tokenizer of the default student: ids 0–255 are bytes, then the chat and
-//! reasoning specials as atomic tokens. Every string round-trips exactly. (A BPE `tokenizer.json`
-//! for larger students comes with the data issue's tokenizer work.)
+//! Tokenizers: [`Tokenizer`] is what trainers and evaluators hold; it is read from a checkpoint
+//! directory ([`Tokenizer::from_dir`]) and saved beside the weights ([`Tokenizer::save`]) so that
+//! a checkpoint always carries the tokenizer it was trained with.
+//!
+//! [`ByteTokenizer`]: ids 0–255 are bytes, then the chat and reasoning specials as atomic tokens.
+//! Every string round-trips exactly. A checkpoint without `tokenizer.json` uses it.
+
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// The tokenizer of a model: encode, decode, special ids.
+#[derive(Debug, Clone)]
+pub enum Tokenizer {
+    /// Bytes plus atomic specials ([`ByteTokenizer`]).
+    Byte(ByteTokenizer),
+}
+
+impl Default for Tokenizer {
+    fn default() -> Self {
+        Self::Byte(ByteTokenizer)
+    }
+}
+
+impl Tokenizer {
+    /// The tokenizer saved in a checkpoint directory: the byte tokenizer when the directory
+    /// has no `tokenizer.json`.
+    ///
+    /// # Errors
+    /// [`Error::File`] when `tokenizer.json` exists but cannot be read.
+    pub fn from_dir(dir: &Path) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if path.exists() {
+            return Err(Error::File {
+                path,
+                message: "tokenizer.json files are not read yet".into(),
+            });
+        }
+        Ok(Self::default())
+    }
+
+    /// Saves the tokenizer into a checkpoint directory (nothing to write for the byte
+    /// tokenizer, whose absence of `tokenizer.json` is its mark).
+    ///
+    /// # Errors
+    /// [`Error::File`] when the file cannot be written.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let _ = dir;
+        match self {
+            Self::Byte(_) => Ok(()),
+        }
+    }
+
+    /// Vocabulary size, specials included.
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Byte(_) => ByteTokenizer::VOCAB_SIZE,
+        }
+    }
+
+    /// Encodes text; specials spelled out in the text become their atomic ids.
+    pub fn encode(&self, text: &str) -> Vec<u32> {
+        match self {
+            Self::Byte(t) => t.encode(text),
+        }
+    }
+
+    /// Decodes ids to text.
+    pub fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Self::Byte(t) => t.decode(ids),
+        }
+    }
+
+    /// The id of a special token (`<|im_end|>`, `<think>`, …).
+    pub fn special(&self, name: &str) -> Option<u32> {
+        match self {
+            Self::Byte(_) => ByteTokenizer::special(name),
+        }
+    }
+}
 
 /// Special tokens, in id order after the 256 bytes.
 pub const SPECIALS: [&str; 5] = [
