@@ -16,7 +16,8 @@ use crate::{
     error::{Error, Result},
     experiment::Experiment,
     plugins::{CallServices, PluginLibrary, PluginSearch},
-    sampling::{run_sampling, Prepared},
+    sampling::Prepared,
+    sweep::{build_students, Sweep},
     tracking::{session::Session, RunStatus},
 };
 
@@ -223,9 +224,24 @@ fn smoke_pool() -> Vec<Candidate> {
         .collect()
 }
 
-/// `valley experiment NAME [--dry-run] [--force]`: plans the sweep and, unless dry, writes each
-/// cell's ordered training file and tracks it (a parent run, a child run per cell; see
-/// [`crate::tracking::session`]). Finished cells are skipped unless `force`.
+/// How `valley experiment` runs (its flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Print the plan and stop.
+    pub dry_run: bool,
+    /// Redo finished cells.
+    pub force: bool,
+    /// Cells at once.
+    pub jobs: usize,
+    /// Stop each cell after sampling.
+    pub sample_only: bool,
+}
+
+/// `valley experiment NAME [--dry-run] [--force] [--jobs N] [--sample-only]`: plans the sweep
+/// and, unless dry, builds the students and runs every cell — sample, train, evaluate, record —
+/// (see [`crate::sweep`]), tracks it (a parent run, a child run per cell; see
+/// [`crate::tracking::session`]) and writes the report. Finished cells are skipped unless
+/// `force`.
 ///
 /// # Errors
 /// Configuration, data and plugin errors found before any work; cell failures are reported and
@@ -233,12 +249,17 @@ fn smoke_pool() -> Vec<Candidate> {
 pub fn experiment(
     name: &str,
     overrides: &[String],
-    dry_run: bool,
-    force: bool,
+    options: RunOptions,
     search: &PluginSearch,
     cancel: Arc<AtomicBool>,
     out: &mut dyn Write,
 ) -> Result<Outcome> {
+    let RunOptions {
+        dry_run,
+        force,
+        jobs,
+        sample_only,
+    } = options;
     let exp = Experiment::load(name, overrides)?;
     if dry_run {
         if let Some(source) = crate::data_source::uncached_hub_source(&exp.spec.data)? {
@@ -283,12 +304,7 @@ pub fn experiment(
         ("evaluator", &exp.spec.evaluator),
     ] {
         if let Some(spec) = spec {
-            writeln!(
-                out,
-                "{slot}: {} {} (not run yet: sampling only)",
-                spec.plugin, spec.config
-            )
-            .map_err(out_err)?;
+            writeln!(out, "{slot}: {} {}", spec.plugin, spec.config).map_err(out_err)?;
         }
     }
     writeln!(
@@ -323,30 +339,77 @@ pub fn experiment(
         .map_err(out_err)?;
         return Ok(Outcome::Passed);
     }
+    let registry = &prepared.registry;
+    // Without a trainer there is nothing but sampling to do.
+    let sample_only = sample_only || exp.spec.trainer.is_none();
     let session = Session::open(exp, out)?;
-    let result = run_sampling(&prepared, &plan, cancel, &session, force, out);
+    let students = match build_students(&prepared, registry, &cancel, sample_only, out) {
+        Ok(s) => s,
+        Err(e) => {
+            session.close(RunStatus::Failed, out)?;
+            return Err(e);
+        }
+    };
+    let sweep = Sweep {
+        prepared: &prepared,
+        plan: &plan,
+        session: &session,
+        registry,
+        students: &students,
+        cancel: cancel.clone(),
+        force,
+        jobs,
+        sample_only,
+    };
+    let result = sweep.run(out);
     if let Ok(summary) = &result {
         let skipped = match summary.skipped.len() {
             0 => String::new(),
             n => format!("{n} skipped (finished; --force redoes them), "),
         };
-        writeln!(
-            out,
-            "{} cells written, {skipped}{} base, {} failed, under {}",
-            summary.written.len(),
-            summary.base.len(),
-            summary.failed.len(),
-            exp.runs_dir().display()
-        )
+        let killed = match summary.killed.len() {
+            0 => String::new(),
+            n => format!(", {n} stopped (a rerun resumes them)"),
+        };
+        if sample_only {
+            writeln!(
+                out,
+                "{} cells written, {skipped}{} base, {} failed{killed}, under {}",
+                summary.finished.len(),
+                summary.base.len(),
+                summary.failed.len(),
+                exp.runs_dir().display()
+            )
+        } else {
+            writeln!(
+                out,
+                "{} cells finished, {skipped}{} failed{killed}, under {}",
+                summary.finished.len(),
+                summary.failed.len(),
+                exp.runs_dir().display()
+            )
+        }
         .map_err(out_err)?;
+        if exp.spec.evaluator.is_some() && !sample_only {
+            match crate::report_commands::write_experiment_report(
+                exp,
+                Some(&session),
+                std::path::Path::new(crate::report_commands::REPORTS_DIR),
+                out,
+            ) {
+                Ok(()) => {}
+                Err(e) => writeln!(out, "report: {e}").map_err(out_err)?,
+            }
+        }
     }
     let status = match &result {
+        _ if cancel.load(std::sync::atomic::Ordering::SeqCst) => RunStatus::Killed,
         Ok(summary) if summary.failed.is_empty() => RunStatus::Finished,
         _ => RunStatus::Failed,
     };
     session.close(status, out)?;
     let summary = result?;
-    Ok(if summary.failed.is_empty() {
+    Ok(if summary.failed.is_empty() && summary.killed.is_empty() {
         Outcome::Passed
     } else {
         Outcome::Failed
@@ -416,13 +479,7 @@ fn dry_run_without_data(
         ("evaluator", &exp.spec.evaluator),
     ] {
         if let Some(spec) = spec {
-            w(
-                out,
-                format!(
-                    "{slot}: {} {} (not run yet: sampling only)",
-                    spec.plugin, spec.config
-                ),
-            )?;
+            w(out, format!("{slot}: {} {}", spec.plugin, spec.config))?;
         }
     }
     let cells = exp.cells();

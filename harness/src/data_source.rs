@@ -5,7 +5,8 @@
 //! ```toml
 //! [data]
 //! synth = { train = 300, eval = 100, seed = 1 }   # valley data synth, cached
-//! subset = "train_30k"                            # which of the seven subsets (the default)
+//! subset = "train_30k"                            # which of the seven subsets (the default);
+//!                                                 # "correct_6k+incorrect_6k" joins several
 //! # cache_dir = ".valley/data"                    # the default, relative to the current directory
 //! ```
 //!
@@ -25,8 +26,12 @@ use crate::{
     error::{Error, Result},
     experiment::DataSection,
     hf_hub::{HubCache, HubFile},
+    problems::write_eval_jsonl,
     records::{read_training_jsonl, RecordSet},
-    sources::read_training_preset,
+    sources::{
+        livecodebench::{read_livecodebench_jsonl, DateWindow},
+        read_training_preset, EvalPreset,
+    },
     synth::{ensure_cached, python_runner::BatchedPython, subsets::SUBSETS, SynthRequest},
 };
 
@@ -61,6 +66,17 @@ pub fn validate(data: &DataSection) -> std::result::Result<(), String> {
             }
         }
     }
+    if data.eval_preset.is_some() && data.eval.is_none() {
+        return Err(
+            "`data.eval_preset` reads `data.eval` in a benchmark's shape: set `eval`".into(),
+        );
+    }
+    if (data.eval_from.is_some() || data.eval_to.is_some()) && data.eval_preset.is_none() {
+        return Err(
+            "`data.eval_from` / `data.eval_to` filter LiveCodeBench problems: set `eval_preset = \"livecodebench\"`"
+                .into(),
+        );
+    }
     if data.preset.is_some() && data.train.is_none() {
         return Err("`data.preset` reads `data.train` in a dataset's shape: set `train`".into());
     }
@@ -68,11 +84,13 @@ pub fn validate(data: &DataSection) -> std::result::Result<(), String> {
         return Err("`data.columns` renames a preset's columns: set `data.preset` too".into());
     }
     if let Some(subset) = &data.subset {
-        if !SUBSETS.iter().any(|d| d.name == subset) {
-            return Err(format!(
-                "`data.subset = \"{subset}\"` is not a subset of the generated corpus (known: {})",
-                SUBSETS.map(|d| d.name).join(", ")
-            ));
+        for part in subset.split('+') {
+            if !SUBSETS.iter().any(|d| d.name == part) {
+                return Err(format!(
+                    "`data.subset = \"{subset}\"`: `{part}` is not a subset of the generated corpus (known: {}; join several with `+`)",
+                    SUBSETS.map(|d| d.name).join(", ")
+                ));
+            }
         }
     }
     Ok(())
@@ -88,6 +106,30 @@ pub fn synth_dir(request: &SynthRequest, cache_dir: Option<&Path>) -> Result<Pat
     let root = std::path::absolute(&root).unwrap_or(root);
     ensure_cached(request, &root, &BatchedPython::default())
         .map_err(|e| Error::Config(format!("data.synth: {e}")))
+}
+
+/// Writes the union of `a+b+…` subsets of a generated corpus (records in the order of the
+/// parts, a record in several parts once) beside them, through a temporary file.
+fn join_subsets(dir: &Path, subset: &str, file: &Path) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut joined = String::new();
+    for part in subset.split('+') {
+        let path = dir.join(format!("{part}.jsonl"));
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let id = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| line.to_owned());
+            if seen.insert(id) {
+                joined.push_str(line);
+                joined.push('\n');
+            }
+        }
+    }
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, joined).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, file).map_err(|e| Error::io(file, e))
 }
 
 /// The training file of a `[data]` section (generating the corpus first when needed).
@@ -109,7 +151,11 @@ pub fn training_file(data: &DataSection) -> Result<PathBuf> {
         (None, Some(request)) => {
             let dir = synth_dir(request, data.cache_dir.as_deref())?;
             let subset = data.subset.as_deref().unwrap_or(DEFAULT_SUBSET);
-            Ok(dir.join(format!("{subset}.jsonl")))
+            let file = dir.join(format!("{subset}.jsonl"));
+            if subset.contains('+') && !file.is_file() {
+                join_subsets(&dir, subset, &file)?;
+            }
+            Ok(file)
         }
         (None, None) => Err(Error::Config("`data` needs `train` or `synth`".to_string())),
     }
@@ -147,12 +193,59 @@ pub fn uncached_hub_source(data: &DataSection) -> Result<Option<(String, String,
 /// As [`synth_dir`].
 pub fn eval_file(data: &DataSection) -> Result<Option<PathBuf>> {
     match (&data.eval, &data.synth) {
-        (Some(path), _) => Ok(Some(path.clone())),
+        (Some(path), _) => {
+            let source = if path.starts_with("hf:") {
+                let text = path.to_string_lossy();
+                let file: HubFile = text
+                    .parse()
+                    .map_err(|e| Error::Config(format!("data.eval: {e}")))?;
+                HubCache::from_env()
+                    .get(&file)
+                    .map_err(|e| Error::Config(format!("data.eval: {e}")))?
+            } else {
+                path.clone()
+            };
+            match data.eval_preset {
+                None => Ok(Some(source)),
+                Some(EvalPreset::Livecodebench) => convert_livecodebench(data, &source).map(Some),
+            }
+        }
         (None, Some(request)) => Ok(Some(
             synth_dir(request, data.cache_dir.as_deref())?.join("eval.jsonl"),
         )),
         (None, None) => Ok(None),
     }
+}
+
+/// Converts a LiveCodeBench file (inside the date window) into the problem JSONL once, cached
+/// under the data cache by the source's path, size and window.
+fn convert_livecodebench(data: &DataSection, source: &Path) -> Result<PathBuf> {
+    let root = data
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR));
+    let len = std::fs::metadata(source)
+        .map_err(|e| Error::io(source, e))?
+        .len();
+    let key = crate::tracking::session::config_hash(&serde_json::json!({
+        "source": source, "bytes": len, "from": data.eval_from, "to": data.eval_to,
+    }));
+    let out = root.join(format!("livecodebench-{key}.jsonl"));
+    if out.is_file() {
+        return Ok(std::path::absolute(&out).unwrap_or(out));
+    }
+    let window = DateWindow {
+        from: data.eval_from.clone(),
+        to: data.eval_to.clone(),
+    };
+    let problems = read_livecodebench_jsonl(source, &window)?;
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let mut bytes = Vec::new();
+    write_eval_jsonl(&mut bytes, &problems).map_err(|e| Error::io(&out, e))?;
+    let tmp = out.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
+    Ok(std::path::absolute(&out).unwrap_or(out))
 }
 
 /// Reads the training records of a `[data]` section.
@@ -161,14 +254,28 @@ pub fn eval_file(data: &DataSection) -> Result<Option<PathBuf>> {
 /// As [`training_file`], and data errors naming file, line and field.
 pub fn load_training(data: &DataSection) -> Result<RecordSet> {
     let path = training_file(data)?;
-    if let Some(preset) = data.preset {
+    let mut set = if let Some(preset) = data.preset {
         // Presets read JSONL, Parquet or a directory of shards; a bad row is always an error.
         let records = read_training_preset(&path, preset, data.columns.as_ref())?;
-        return Ok(RecordSet {
+        RecordSet {
             path,
             records,
             skipped: Vec::new(),
-        });
+        }
+    } else {
+        read_training_jsonl(&path, data.on_bad_row)?
+    };
+    if data.direct {
+        for r in &mut set.records {
+            r.response = direct_answer(&r.response);
+        }
     }
-    Ok(read_training_jsonl(&path, data.on_bad_row)?)
+    Ok(set)
+}
+
+/// A response cut to its answer: the last fenced code block, fenced again as Python (the whole
+/// response when it has no block).
+pub fn direct_answer(response: &str) -> String {
+    let code = crate::judge::extract::extract_code(response).trim_end();
+    format!("```python\n{code}\n```")
 }

@@ -33,10 +33,15 @@ pub struct ExperimentFile {
     pub arms: IndexMap<String, ArmSpec>,
     /// The grid of sizes and seeds.
     pub sweep: SweepSection,
-    /// The trainer (used from the trainer issue on; validated now).
+    /// The students cells start from, by name (built once, cached by config hash; see
+    /// [`crate::students`]). Arms pick one with `student`; the first is the default.
+    #[serde(default)]
+    pub students: IndexMap<String, StudentSpec>,
+    /// The trainer of every cell; without it the experiment only samples. The string
+    /// `"{student}"` anywhere in its config stands for the arm's student checkpoint.
     #[serde(default)]
     pub trainer: Option<PluginSpec>,
-    /// The evaluator (used from the evaluation issue on; validated now).
+    /// The evaluator of every trained cell and of the students (size 0).
     #[serde(default)]
     pub evaluator: Option<PluginSpec>,
     /// Experiment tracking (used from the tracking issue on; validated now).
@@ -45,6 +50,21 @@ pub struct ExperimentFile {
     /// Where results go.
     #[serde(default)]
     pub output: OutputSection,
+    /// How the report reads the runs.
+    #[serde(default)]
+    pub report: Option<ReportSection>,
+}
+
+/// The `[report]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSection {
+    /// The metric tables, plots and the verdict are about (`pass@1` when absent).
+    #[serde(default)]
+    pub primary_metric: Option<String>,
+    /// The paper table this experiment mirrors, and the paper series beside each arm.
+    #[serde(default)]
+    pub mirrors: Option<valley_reports::PaperMirror>,
 }
 
 /// The `[data]` section.
@@ -69,12 +89,43 @@ pub struct DataSection {
     /// The preset's columns, renamed (see `valley data inspect`).
     #[serde(default)]
     pub columns: Option<crate::sources::ColumnMap>,
-    /// Evaluation problems, relative to the experiment file.
+    /// Evaluation problems (the harness's problem JSONL), relative to the experiment file, or an
+    /// `hf://` hub file.
     #[serde(default)]
     pub eval: Option<PathBuf>,
+    /// Read `eval` in a benchmark's own shape: `livecodebench` (its release files; tests that
+    /// may be base64 → zlib → pickle → JSON), converted once into the problem JSONL.
+    #[serde(default)]
+    pub eval_preset: Option<crate::sources::EvalPreset>,
+    /// Keep LiveCodeBench problems whose contest date is on or after this day (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub eval_from: Option<String>,
+    /// Keep LiveCodeBench problems whose contest date is on or before this day (`YYYY-MM-DD`).
+    #[serde(default)]
+    pub eval_to: Option<String>,
     /// `error` (default) stops at the first bad row; `skip` skips and counts.
     #[serde(default)]
     pub on_bad_row: BadRowPolicy,
+    /// Train on direct answers: each response cut to its last fenced code block (no `<think>`,
+    /// no prose) — how the from-scratch student learns to answer before it learns to reason.
+    #[serde(default)]
+    pub direct: bool,
+}
+
+/// A student: a checkpoint trained once from `from` (another student, a checkpoint directory,
+/// or from scratch when absent) on `data` with `trainer`, cached under `.valley/students/` by
+/// the hash of all of that.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentSpec {
+    /// What it starts from: the name of another student, or a checkpoint directory (relative to
+    /// the experiment file); from scratch when absent.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Its training data.
+    pub data: DataSection,
+    /// Its trainer; `"{student}"` in the config stands for the `from` checkpoint.
+    pub trainer: PluginSpec,
 }
 
 /// The `[plugins]` section.
@@ -117,6 +168,9 @@ pub struct ArmSpec {
     /// The order stage; the subset's order is kept when absent.
     #[serde(default)]
     pub order: Option<PluginSpec>,
+    /// The student this arm's cells start from (a name in `[students]`; the first when absent).
+    #[serde(default)]
+    pub student: Option<String>,
 }
 
 /// The `[sweep]` section.
@@ -197,6 +251,8 @@ pub struct Arm {
     pub name: String,
     /// The stages in order.
     pub stages: Vec<StageSpec>,
+    /// The student its cells start from (`None`: the trainer's config says).
+    pub student: Option<String>,
 }
 
 /// An experiment with every default filled and every path absolute.
@@ -331,7 +387,13 @@ impl Experiment {
                 absolute(&base, p)
             }
         });
-        spec.data.eval = spec.data.eval.as_ref().map(|p| absolute(&base, p));
+        spec.data.eval = spec.data.eval.as_ref().map(|p| {
+            if p.starts_with("hf:") {
+                p.clone()
+            } else {
+                absolute(&base, p)
+            }
+        });
         for p in &mut spec.plugins.paths {
             *p = absolute(&base, p);
         }
@@ -374,10 +436,52 @@ impl Experiment {
                     spec: order.clone(),
                 });
             }
+            let student = match &arm.student {
+                Some(name) if !spec.students.contains_key(name) => {
+                    return Err(err(format!(
+                        "arms.{arm_name}.student: no student `{name}` in `[students]` (have: {})",
+                        spec.students.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )))
+                }
+                Some(name) => Some(name.clone()),
+                None => spec.students.keys().next().cloned(),
+            };
             arms.push(Arm {
                 name: arm_name.clone(),
                 stages,
+                student,
             });
+        }
+        let names: Vec<String> = spec.students.keys().cloned().collect();
+        for (i, (name, student)) in spec.students.iter_mut().enumerate() {
+            crate::data_source::validate(&student.data)
+                .map_err(|e| err(format!("students.{name}.data: {e}")))?;
+            student.data.train = student.data.train.as_ref().map(|p| {
+                if p.starts_with("hf:") {
+                    p.clone()
+                } else {
+                    absolute(&base, p)
+                }
+            });
+            resolve_spec(
+                &base,
+                &mut student.trainer,
+                &err,
+                &format!("students.{name}.trainer"),
+            )?;
+            if let Some(from) = &mut student.from {
+                if names[..i].contains(from) {
+                    continue;
+                }
+                if names.contains(from) {
+                    return Err(err(format!(
+                        "students.{name}.from: student `{from}` must be listed before `{name}`"
+                    )));
+                }
+                *from = absolute(&base, Path::new(from.as_str()))
+                    .display()
+                    .to_string();
+            }
         }
         for (slot, s) in [
             ("trainer", &mut spec.trainer),

@@ -24,9 +24,9 @@ use valley_plugin_api::{
         std_types::{RSlice, RStr},
     },
     host::{host_ref, HostServices},
-    Candidate, Capability, EvaluatorBox, Manifest, MetricPoint, PluginInstance, PluginKind,
-    PluginModRef, Progress, SampleContext, SamplerBox, SamplerRole, Selection, TrainerBox,
-    INTERFACE_VERSION,
+    Candidate, Capability, EvalJob, EvalOutcome, EvaluatorBox, Manifest, MetricPoint,
+    PluginInstance, PluginKind, PluginModRef, Progress, SampleContext, SamplerBox, SamplerRole,
+    Selection, TrainJob, TrainOutcome, TrainerBox, INTERFACE_VERSION,
 };
 
 use crate::error::{Error, Result};
@@ -346,6 +346,64 @@ impl PluginLibrary {
     }
 }
 
+/// A constructed trainer with the library it came from.
+pub struct LoadedTrainer {
+    /// The library.
+    pub library: PluginLibrary,
+    obj: TrainerBox,
+}
+
+impl LoadedTrainer {
+    /// Builds the trainer of a slot.
+    ///
+    /// # Errors
+    /// As [`PluginLibrary::trainer`].
+    pub fn new(library: PluginLibrary, slot: &str, config: &serde_json::Value) -> Result<Self> {
+        let obj = library.trainer(slot, config)?;
+        Ok(Self { library, obj })
+    }
+
+    /// Runs a training job.
+    ///
+    /// # Errors
+    /// [`Error::Plugin`] when the trainer returns an error or panics.
+    pub fn train(&self, job: &TrainJob, services: &CallServices) -> Result<TrainOutcome> {
+        self.obj
+            .train(job, host_ref(services))
+            .into_result()
+            .map_err(|e| self.library.call_error("failed during train", e))
+    }
+}
+
+/// A constructed evaluator with the library it came from.
+pub struct LoadedEvaluator {
+    /// The library.
+    pub library: PluginLibrary,
+    obj: EvaluatorBox,
+}
+
+impl LoadedEvaluator {
+    /// Builds the evaluator of a slot.
+    ///
+    /// # Errors
+    /// As [`PluginLibrary::evaluator`].
+    pub fn new(library: PluginLibrary, slot: &str, config: &serde_json::Value) -> Result<Self> {
+        let obj = library.evaluator(slot, config)?;
+        Ok(Self { library, obj })
+    }
+
+    /// Runs an evaluation job.
+    ///
+    /// # Errors
+    /// [`Error::Plugin`] when the evaluator returns an error or panics.
+    pub fn evaluate(&self, job: &EvalJob, services: &CallServices) -> Result<EvalOutcome> {
+        self.obj
+            .evaluate(job, host_ref(services))
+            .into_result()
+            .map_err(|e| self.library.call_error("failed during evaluate", e))
+    }
+}
+
 /// A constructed sampler with the library it came from.
 pub struct LoadedSampler {
     /// The library.
@@ -371,23 +429,48 @@ impl LoadedSampler {
     }
 }
 
-/// The host services behind one plugin call: metrics are collected for the caller, progress is
-/// logged, and cancellation is a shared flag (Ctrl-C sets it).
+/// Where a call's metric points go as they arrive.
+pub type MetricSink<'a> = Box<dyn Fn(Vec<MetricPoint>) + Send + Sync + 'a>;
+
+/// What a call's progress reports drive (a progress bar, log lines).
+pub type ProgressSink<'a> = Box<dyn Fn(&Progress) + Send + Sync + 'a>;
+
+/// The host services behind one plugin call: metrics are collected for the caller (or streamed
+/// to a sink as they arrive), progress is logged (or handed to a sink), and cancellation is a
+/// shared flag (Ctrl-C sets it).
 #[derive(Default)]
-pub struct CallServices {
+pub struct CallServices<'a> {
     metrics: Mutex<Vec<MetricPoint>>,
     cancel: Arc<AtomicBool>,
     label: String,
+    sink: Option<MetricSink<'a>>,
+    progress: Option<ProgressSink<'a>>,
 }
 
-impl CallServices {
+impl<'a> CallServices<'a> {
     /// Services for a call labelled `label` (shown in progress lines), sharing `cancel`.
     pub fn new(label: impl Into<String>, cancel: Arc<AtomicBool>) -> Self {
         Self {
             metrics: Mutex::default(),
             cancel,
             label: label.into(),
+            sink: None,
+            progress: None,
         }
+    }
+
+    /// Sends every metric point to `sink` as it arrives instead of collecting it.
+    #[must_use]
+    pub fn streaming(mut self, sink: MetricSink<'a>) -> Self {
+        self.sink = Some(sink);
+        self
+    }
+
+    /// Hands progress reports to `sink` instead of logging them.
+    #[must_use]
+    pub fn with_progress(mut self, sink: ProgressSink<'a>) -> Self {
+        self.progress = Some(sink);
+        self
     }
 
     /// The metric points logged so far.
@@ -396,8 +479,12 @@ impl CallServices {
     }
 }
 
-impl HostServices for CallServices {
+impl HostServices for CallServices<'_> {
     fn log_metrics(&self, points: RSlice<'_, MetricPoint>) {
+        if let Some(sink) = &self.sink {
+            sink(points.to_vec());
+            return;
+        }
         self.metrics
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -405,6 +492,10 @@ impl HostServices for CallServices {
     }
 
     fn report_progress(&self, progress: &Progress) {
+        if let Some(sink) = &self.progress {
+            sink(progress);
+            return;
+        }
         tracing::info!(
             call = %self.label,
             "{}/{} {}",

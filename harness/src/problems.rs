@@ -9,65 +9,9 @@ use std::{
     path::Path,
 };
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
-
 use crate::records::{BadRow, DataError};
 
-/// How a test feeds the program.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TestKind {
-    /// The input is stdin; the output is compared with stdout.
-    Stdin,
-    /// The input holds the arguments of `fn_name` (one JSON value per line); the output is the
-    /// JSON of its return value.
-    Functional,
-}
-
-/// One test of an evaluation problem.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestCase {
-    /// Stdin text, or the arguments of a functional test.
-    pub input: String,
-    /// Expected stdout, or the expected return value.
-    pub output: String,
-    /// Stdin or functional.
-    pub kind: TestKind,
-    /// Shown in the statement (LiveCodeBench's public tests) rather than hidden.
-    #[serde(default)]
-    pub public: bool,
-}
-
-/// An evaluation problem.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EvalProblem {
-    /// Unique within the set.
-    pub id: String,
-    /// The problem statement shown to the model.
-    pub statement: String,
-    /// Code the answer must start from (functional problems); empty for stdin problems.
-    #[serde(default)]
-    pub starter_code: String,
-    /// Difficulty label as the source spells it.
-    pub difficulty: String,
-    /// Where the problem comes from (`atcoder`, `leetcode`, `codeforces`, `synth`, …).
-    #[serde(default)]
-    pub platform: String,
-    /// Contest date, `YYYY-MM-DD` (LiveCodeBench filters releases by date).
-    #[serde(default)]
-    pub date: String,
-    /// The tests; at least one.
-    pub tests: Vec<TestCase>,
-    /// The function functional tests call; `None` for stdin problems.
-    #[serde(default)]
-    pub fn_name: Option<String>,
-    /// Anything else, kept as it was.
-    #[serde(default)]
-    pub meta: Map<String, Value>,
-}
+pub use valley_judge::problem::{EvalProblem, TestCase, TestKind};
 
 /// Reads evaluation problems from JSONL (plain or gzip, detected from the content).
 ///

@@ -1,15 +1,13 @@
-//! The sampling stage of an experiment: find each arm's samplers, plan the cells, and write each
-//! cell's ordered training file and stage summary under `runs/<experiment>/<cell>/`.
+//! The sampling stage of an experiment: find each arm's samplers, plan the cells, and write a
+//! cell's ordered training file and stage summary under `runs/<experiment>/<cell>/` (the sweep,
+//! [`crate::sweep`], calls it per cell).
 //!
 //! The plan is computed (and checked: no size may exceed its arm's filtered pool) before any file
-//! is written. A cell whose sampler fails — a caught panic included — is recorded as failed with
-//! its error and the other cells go on.
+//! is written.
 
 use std::{
     collections::BTreeMap,
-    io::Write,
     path::{Path, PathBuf},
-    sync::{atomic::AtomicBool, Arc},
 };
 
 use serde::Serialize;
@@ -21,7 +19,6 @@ use crate::{
     pipeline::{run_pipeline, PipelineOutcome, Stage},
     plugins::{CallServices, Discovery, LoadedSampler, PluginLibrary, PluginSearch},
     records::{write_training_jsonl, RecordSet},
-    tracking::{session::Session, RunStatus},
 };
 
 /// Plugins available to an experiment: the libraries it names by path, then discovery.
@@ -145,6 +142,8 @@ pub struct Prepared {
     pub data: RecordSet,
     /// The candidate pool (metadata of every record).
     pub pool: Vec<Candidate>,
+    /// Where the experiment's plugins come from.
+    pub registry: PluginRegistry,
     samplers: BTreeMap<String, Vec<(StageSpec, LoadedSampler)>>,
 }
 
@@ -166,6 +165,7 @@ impl Prepared {
             experiment,
             data,
             pool,
+            registry,
             samplers,
         })
     }
@@ -231,123 +231,12 @@ impl Prepared {
     }
 }
 
-/// What the sampling run did.
-#[derive(Debug, Default)]
-pub struct SamplingSummary {
-    /// Cells whose training file was written.
-    pub written: Vec<String>,
-    /// Base-model cells (size 0): nothing to sample.
-    pub base: Vec<String>,
-    /// Failed cells and their errors.
-    pub failed: Vec<(String, String)>,
-    /// Cells skipped because a finished run with the same config exists.
-    pub skipped: Vec<String>,
-}
-
-/// Writes every cell's files under the experiment's run directory, printing one line per cell,
-/// and records each cell as a child run of `session`'s parent run. A cell whose finished run
-/// (same key, same config) is found is skipped unless `force` is set.
+/// Writes a cell's ordered training file (`train.jsonl`) and its stage summaries
+/// (`stages.json`); returns the number of records.
 ///
 /// # Errors
-/// Only errors that stop the whole run (the run directory cannot be written); a cell's own
-/// failure is recorded in the summary and in its `error.txt`.
-pub fn run_sampling(
-    prepared: &Prepared,
-    plan: &Plan,
-    cancel: Arc<AtomicBool>,
-    session: &Session,
-    force: bool,
-    out: &mut dyn Write,
-) -> Result<SamplingSummary> {
-    let exp = &prepared.experiment;
-    let root = exp.runs_dir();
-    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
-    write_json(&root.join("experiment.json"), &exp_record(exp))?;
-    let mut summary = SamplingSummary::default();
-    for planned in &plan.cells {
-        let dir = root.join(&planned.key);
-        let config = cell_config(prepared, planned);
-        let hash = crate::tracking::session::config_hash(&config);
-        let outputs_present = planned.cell.size == 0 || dir.join("train.jsonl").is_file();
-        if let Some(found) = session
-            .finished(&planned.key, &hash)
-            .filter(|_| !force && outputs_present)
-        {
-            let _ = writeln!(
-                out,
-                "{:<32} skipped (finished; found in {found})",
-                planned.key
-            );
-            summary.skipped.push(planned.key.clone());
-            continue;
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        // The resolved config goes first, so that a cell that fails still says what it was.
-        write_json(&dir.join("config.json"), &config)?;
-        // Outputs of an earlier run go first: a cell that fails now must not keep a training
-        // file its config no longer describes.
-        let error_file = dir.join("error.txt");
-        for stale in [
-            &error_file,
-            &dir.join("train.jsonl"),
-            &dir.join("stages.json"),
-        ] {
-            if stale.exists() {
-                std::fs::remove_file(stale).map_err(|e| Error::io(stale, e))?;
-            }
-        }
-        let run = session.start_cell(
-            &planned.cell,
-            &planned.key,
-            &config,
-            &dir.join("config.json"),
-        )?;
-        if planned.cell.size == 0 {
-            session.end_cell(&run, RunStatus::Finished, None)?;
-            let _ = writeln!(
-                out,
-                "{:<32} base model (size 0): nothing to sample",
-                planned.key
-            );
-            summary.base.push(planned.key.clone());
-            continue;
-        }
-        let services = CallServices::new(planned.key.clone(), cancel.clone());
-        let sampled = prepared
-            .sample(&planned.cell, &services)
-            .and_then(|outcome| write_cell(prepared, &dir, &outcome).map(|n| (n, outcome)));
-        session.log_points(&run, services.take_metrics())?;
-        match sampled {
-            Ok((n, outcome)) => {
-                let ids: Vec<&str> = outcome
-                    .order
-                    .iter()
-                    .map(|&i| prepared.data.records[i as usize].id.as_str())
-                    .collect();
-                session.log_sampling(&run, &outcome, &ids, &dir.join("stages.json"))?;
-                session.end_cell(&run, RunStatus::Finished, None)?;
-                let _ = writeln!(
-                    out,
-                    "{:<32} wrote {n} records to {}",
-                    planned.key,
-                    dir.join("train.jsonl").display()
-                );
-                summary.written.push(planned.key.clone());
-            }
-            Err(e) => {
-                let message = e.to_string();
-                std::fs::write(&error_file, format!("{message}\n"))
-                    .map_err(|e| Error::io(&error_file, e))?;
-                session.end_cell(&run, RunStatus::Failed, Some(&message))?;
-                let _ = writeln!(out, "{:<32} FAILED: {message}", planned.key);
-                summary.failed.push((planned.key.clone(), message));
-            }
-        }
-    }
-    Ok(summary)
-}
-
-fn write_cell(prepared: &Prepared, dir: &Path, outcome: &PipelineOutcome) -> Result<usize> {
+/// When the files cannot be written.
+pub fn write_cell(prepared: &Prepared, dir: &Path, outcome: &PipelineOutcome) -> Result<usize> {
     let records = outcome
         .order
         .iter()
@@ -367,11 +256,13 @@ fn write_cell(prepared: &Prepared, dir: &Path, outcome: &PipelineOutcome) -> Res
     Ok(outcome.order.len())
 }
 
-fn exp_record(exp: &Experiment) -> serde_json::Value {
+/// What `runs/<experiment>/experiment.json` holds: the name, the file and the resolved spec.
+pub fn exp_record(exp: &Experiment) -> serde_json::Value {
     serde_json::json!({ "name": exp.name, "file": exp.file, "resolved": exp.spec })
 }
 
-fn cell_config(prepared: &Prepared, planned: &PlannedCell) -> serde_json::Value {
+/// The resolved configuration of a cell, as `config.json` holds it.
+pub fn cell_config(prepared: &Prepared, planned: &PlannedCell) -> serde_json::Value {
     let exp = &prepared.experiment;
     let arm = exp.arm(&planned.cell.arm).map(|a| &a.stages);
     serde_json::json!({

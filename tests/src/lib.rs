@@ -34,9 +34,10 @@ pub const SAMPLERS: [(&str, &str); 6] = [
     ("random", "valley_sampler_random"),
 ];
 
-/// Every plugin the workspace builds, in discovery order (sorted by library file name): the six
-/// samplers, then the trainer. `(name, kind, library stem)`.
-pub const PLUGINS: [(&str, &str, &str); 7] = [
+/// Every plugin the workspace builds, in discovery order (sorted by library file name): the
+/// evaluator, the six samplers, then the trainer. `(name, kind, library stem)`.
+pub const PLUGINS: [(&str, &str, &str); 8] = [
+    ("code-exec", "evaluator", "valley_evaluator_code_exec"),
     ("correctness", "sampler", "valley_sampler_correctness"),
     (
         "difficulty-band",
@@ -169,6 +170,20 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
+    valley_command(args, cwd, envs)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", valley_bin().display()))
+}
+
+/// The command [`valley`] runs, to spawn it instead (and talk to it while it runs).
+///
+/// # Panics
+/// When the binary or a plugin library is missing (see [`require_built`]).
+pub fn valley_command<I, S>(args: I, cwd: &Path, envs: &[(&str, Option<&str>)]) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
     require_built();
     let mut cmd = Command::new(valley_bin());
     cmd.args(args).current_dir(cwd);
@@ -186,8 +201,7 @@ where
             None => cmd.env_remove(key),
         };
     }
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", valley_bin().display()))
+    cmd
 }
 
 /// The process's standard output, as text.

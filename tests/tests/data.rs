@@ -163,7 +163,7 @@ fn an_experiment_names_a_subset_of_the_generated_corpus() {
     );
     assert_code(&out, 2);
     assert!(
-        stderr(&out).contains("`data.subset = \"hard_5k\"` is not a subset"),
+        stderr(&out).contains("`data.subset = \"hard_5k\"`: `hard_5k` is not a subset"),
         "{}",
         show(&out)
     );

@@ -21,7 +21,9 @@ fn runs_dir_arg(dir: &Path) -> String {
 
 /// Runs `valley experiment NAME [extra…] --set output.runs_dir=<runs>` from the workspace root.
 fn experiment(name: &str, runs: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args: Vec<String> = vec!["experiment".into(), name.into()];
+    // Sampling only: these tests are about the ordered training files (training and evaluation
+    // are tested in tests/tests/sweep.rs).
+    let mut args: Vec<String> = vec!["experiment".into(), name.into(), "--sample-only".into()];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(["--set".into(), runs_dir_arg(runs)]);
     valley(args, &workspace_root(), &[])
@@ -144,7 +146,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
             files.sort();
             assert_eq!(
                 files,
-                ["config.json", "stages.json", "train.jsonl"],
+                ["config.json", "result.json", "stages.json", "train.jsonl"],
                 "{key}"
             );
             assert!(
@@ -186,10 +188,10 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
         }
     }
 
-    // Again in the same place, redoing the finished cells (`--force`): every byte of every file
     // is the same. (The tracking logs under `tracking/` grow by design: one run per invocation.)
+    // Four files per cell (config.json, result.json, stages.json, train.jsonl), experiment.json.
     let first = outputs(runs.path());
-    assert_eq!(first.len(), 9 * 3 + 1);
+    assert_eq!(first.len(), 9 * 4 + 1);
     let again = experiment("easy-first", runs.path(), &["--force"]);
     assert_code(&again, 0);
     assert_eq!(stdout(&again), text);

@@ -324,7 +324,7 @@ fn an_experiment_is_recorded_in_mlflow_with_parent_children_params_metrics_and_a
             .map(|f| f.path)
             .collect();
         if size == 0 {
-            assert_eq!(files, ["config.json"], "{key}");
+            assert_eq!(files, ["config.json", "result.json"], "{key}");
             continue;
         }
         // Every sampler's config is a param: the order stage is the second stage.
@@ -360,7 +360,7 @@ fn an_experiment_is_recorded_in_mlflow_with_parent_children_params_metrics_and_a
         files.sort();
         assert_eq!(
             files,
-            ["config.json", "manifest.json", "stages.json"],
+            ["config.json", "manifest.json", "result.json", "stages.json"],
             "{key}"
         );
         let exp_id = &run.info.experiment_id;
@@ -634,4 +634,195 @@ fn the_background_worker_sends_the_backlog_when_the_server_returns() {
     assert_eq!(runs[0].param("lr"), Some("8e-5"));
     let history = client.metric_history(&runs[0].info.run_id, "loss").unwrap();
     assert_eq!(history.len(), 2500);
+}
+
+/// The main job end to end (issue 7): a tiny experiment through the real binary, the real
+/// trainer and evaluator plugins, the sandbox and a real MLflow server — a student built from
+/// scratch on direct answers, cells that sample, train and evaluate, the student evaluated as
+/// size 0, and the report. Budgets are tiny (a few optimizer steps, three problems, 24 new
+/// tokens), so the numbers mean nothing; what is checked is that they are where they belong and
+/// agree everywhere.
+#[test]
+fn a_trained_and_evaluated_experiment_lands_in_mlflow_with_its_report() {
+    let Some(server) = Server::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = toml_path(&dir.path().join("data"));
+    let file = write_file(
+        dir.path(),
+        "trained.toml",
+        &format!(
+            r#"description = "A tiny trained sweep."
+
+[data]
+synth = {{ train = 40, eval = 6, seed = 5 }}
+subset = "train_30k"
+cache_dir = {data}
+
+[students.base]
+data = {{ synth = {{ train = 40, eval = 6, seed = 5 }}, subset = "train_30k", direct = true, cache_dir = {data} }}
+trainer = {{ plugin = "candle-sft", config = {{ max_length = 512, micro_batch = 4, global_batch = 4, tokenizer = "bpe-lines:1024" }} }}
+
+[trainer]
+plugin = "candle-sft"
+config = {{ model = "{{student}}", max_length = 512, micro_batch = 4, global_batch = 4 }}
+
+[evaluator]
+plugin = "code-exec"
+config = {{ max_new_tokens = 24, limit = 3 }}
+
+[arms.random]
+order = {{ plugin = "random" }}
+
+[arms.easy-first]
+order = {{ plugin = "easy-first" }}
+
+[sweep]
+sizes = [0, 8]
+seeds = [1, 2]
+"#
+        ),
+    );
+    let runs = dir.path().join("runs");
+    let out = run_experiment(&server, &file, &runs, &[]);
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    assert!(text.contains("student base: done"), "{}", show(&out));
+    assert!(
+        text.contains("8 cells finished, 0 failed"),
+        "{}",
+        show(&out)
+    );
+    assert!(text.contains("headline: pass@1"), "{}", show(&out));
+    let report = server.home.path().join("reports/out/trained.md");
+    assert!(
+        text.contains("report: reports/out/trained.md"),
+        "{}",
+        show(&out)
+    );
+    let markdown = std::fs::read_to_string(&report).unwrap();
+    assert!(markdown.contains("A tiny trained sweep."), "{markdown}");
+    let records = json(&server.home.path().join("reports/out/trained.records.json"));
+
+    let client = server.client();
+    let (parents, children) = mlflow_runs(&client, "trained");
+    assert_eq!(parents.len(), 1);
+    let parent_files: Vec<String> = client
+        .list_artifacts(&parents[0].info.run_id, "report")
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    assert!(
+        parent_files.contains(&"report/trained.md".to_string()),
+        "{parent_files:?}"
+    );
+    assert_eq!(children.len(), 8);
+    let mut base_scores = Vec::new();
+    for (key, runs_of_key) in &children {
+        let run = &runs_of_key[0];
+        assert_eq!(run.info.status, "FINISHED", "{key}\n{}", show(&out));
+        let metric = |k: &str| {
+            run.data
+                .metrics
+                .iter()
+                .find(|m| m.key == k)
+                .map(|m| m.value.0)
+                .unwrap_or_else(|| panic!("{key}: no metric {k}"))
+        };
+        // MLflow refuses `@` in names: `pass@1` is sent as `pass_at_1`.
+        let pass = metric("pass_at_1");
+        assert!((0.0..=1.0).contains(&pass), "{key}: pass@1 {pass}");
+        let completion = metric("completion_rate");
+        assert!((0.0..=1.0).contains(&completion), "{key}");
+        // The report's records hold the same number as MLflow.
+        let cell = records["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| {
+                format!(
+                    "{}-n{}-s{}",
+                    c["arm"].as_str().unwrap(),
+                    c["size"],
+                    c["seed"]
+                ) == *key
+            })
+            .unwrap_or_else(|| panic!("{key} not in the report's records"));
+        assert_eq!(
+            cell["metrics"]["pass@1"]["value"].as_f64(),
+            Some(pass),
+            "{key}"
+        );
+        let artifacts: Vec<String> = client
+            .list_artifacts(&run.info.run_id, "eval")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert!(
+            artifacts.contains(&"eval/generations.jsonl".to_string()),
+            "{key}: {artifacts:?}"
+        );
+        if key.contains("-n0-") {
+            base_scores.push(pass);
+            continue;
+        }
+        // 8 records, 4 per step: two optimizer steps, each streamed.
+        let loss = client
+            .metric_history(&run.info.run_id, "train/loss")
+            .unwrap();
+        assert_eq!(loss.len(), 2, "{key}");
+        assert!(loss.iter().all(|p| p.value.0.is_finite()), "{key}");
+        let generations = read_lines(
+            &runs
+                .join("trained")
+                .join(key)
+                .join("eval/generations.jsonl"),
+        );
+        assert_eq!(
+            generations.len(),
+            3,
+            "{key}: one sample for each of 3 problems"
+        );
+    }
+    // The student is evaluated once: every size-0 cell records the same score.
+    assert_eq!(base_scores.len(), 4);
+    assert!(
+        base_scores.windows(2).all(|w| w[0] == w[1]),
+        "{base_scores:?}"
+    );
+
+    // The same report, read back from MLflow alone, is byte for byte the same.
+    let back = server.valley(
+        &[
+            "report",
+            file.to_str().unwrap(),
+            "--from-mlflow",
+            "--out",
+            "from-mlflow",
+        ],
+        &[("MLFLOW_TRACKING_URI", Some(&server.uri))],
+    );
+    assert_code(&back, 0);
+    assert!(stdout(&back).contains("runs: MLflow at"), "{}", show(&back));
+    assert_eq!(
+        std::fs::read_to_string(server.home.path().join("from-mlflow/trained.md")).unwrap(),
+        markdown
+    );
+
+    // A rerun finds every cell finished and trains nothing.
+    let again = run_experiment(&server, &file, &runs, &[]);
+    assert_code(&again, 0);
+    assert!(
+        stdout(&again).contains("0 cells finished, 8 skipped"),
+        "{}",
+        show(&again)
+    );
+    assert!(
+        stdout(&again).contains("student base: cached"),
+        "{}",
+        show(&again)
+    );
 }

@@ -13,7 +13,7 @@ use valley_plugin_api::{
     SandboxRequest, SandboxResult,
 };
 
-use super::{Limits, Request, Sandbox, SandboxConfig};
+use super::{Limits, Outcome, Request, Sandbox, SandboxConfig};
 
 /// The process-wide sandbox, made on first use.
 pub fn shared() -> Result<&'static Sandbox, String> {
@@ -50,13 +50,9 @@ pub fn limits_of(l: &valley_plugin_api::SandboxLimits) -> Limits {
     }
 }
 
-/// Runs a plugin's request; an error is the text the plugin sees.
-pub fn serve(request: &SandboxRequest) -> RResult<SandboxResult, RString> {
-    let sandbox = match shared() {
-        Ok(s) => s,
-        Err(e) => return RErr(e.into()),
-    };
-    let req = Request {
+/// The host's request for a plugin's (or the judge's) FFI request.
+pub fn request_of(request: &SandboxRequest) -> Request {
+    Request {
         argv: request.argv.iter().map(|a| a.to_string()).collect(),
         stdin: request.stdin.to_vec(),
         files: request
@@ -66,34 +62,47 @@ pub fn serve(request: &SandboxRequest) -> RResult<SandboxResult, RString> {
             .collect(),
         env: Vec::new(),
         limits: limits_of(&request.limits),
+    }
+}
+
+/// The FFI result of a run's outcome.
+pub fn result_of(out: Outcome) -> SandboxResult {
+    SandboxResult {
+        exit_code: out.exit_code.into(),
+        signal: ROption::from(out.signal),
+        timed_out: out.timed_out,
+        cpu_limit_exceeded: out.cpu_limit_exceeded,
+        output_limit_exceeded: out.output_limit_exceeded,
+        stdout_truncated: out.stdout_truncated,
+        stderr_truncated: out.stderr_truncated,
+        wall_ms: out.wall.as_millis() as u64,
+        cpu_ms: out.cpu.as_millis() as u64,
+        layers: out
+            .layers
+            .iter()
+            .map(|l| {
+                RString::from(format!(
+                    "{} ({}): {} — {}",
+                    l.mechanism,
+                    l.property,
+                    if l.enforced { "on" } else { "off" },
+                    l.detail
+                ))
+            })
+            .collect::<RVec<_>>(),
+        stdout: out.stdout.into(),
+        stderr: out.stderr.into(),
+    }
+}
+
+/// Runs a plugin's request; an error is the text the plugin sees.
+pub fn serve(request: &SandboxRequest) -> RResult<SandboxResult, RString> {
+    let sandbox = match shared() {
+        Ok(s) => s,
+        Err(e) => return RErr(e.into()),
     };
-    match sandbox.run(&req) {
+    match sandbox.run(&request_of(request)) {
         Err(e) => RErr(e.to_string().into()),
-        Ok(out) => ROk(SandboxResult {
-            exit_code: out.exit_code.into(),
-            signal: ROption::from(out.signal),
-            timed_out: out.timed_out,
-            cpu_limit_exceeded: out.cpu_limit_exceeded,
-            output_limit_exceeded: out.output_limit_exceeded,
-            stdout_truncated: out.stdout_truncated,
-            stderr_truncated: out.stderr_truncated,
-            wall_ms: out.wall.as_millis() as u64,
-            cpu_ms: out.cpu.as_millis() as u64,
-            layers: out
-                .layers
-                .iter()
-                .map(|l| {
-                    RString::from(format!(
-                        "{} ({}): {} — {}",
-                        l.mechanism,
-                        l.property,
-                        if l.enforced { "on" } else { "off" },
-                        l.detail
-                    ))
-                })
-                .collect::<RVec<_>>(),
-            stdout: out.stdout.into(),
-            stderr: out.stderr.into(),
-        }),
+        Ok(out) => ROk(result_of(out)),
     }
 }

@@ -8,6 +8,7 @@
 //! EASY < MEDIUM < MEDIUM_HARD < HARD < VERY_HARD (0 … 4), a numeric label (a rating) is its own
 //! rank.
 
+pub mod humaneval;
 pub mod livecodebench;
 pub mod parquet_rows;
 pub mod pickle;
@@ -22,6 +23,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::records::{BadRow, DataError, TrainingRecord, TACO_LEVELS};
+
+/// Shapes of evaluation problems the host converts into its problem JSONL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvalPreset {
+    /// LiveCodeBench's release files (`question_content`, `public_test_cases`,
+    /// `private_test_cases`, `metadata`, `contest_date`, …).
+    Livecodebench,
+}
 
 /// A training-data preset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

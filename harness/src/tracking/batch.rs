@@ -6,6 +6,10 @@
 //! the number of events that are fully sent once it succeeds, so a replay resumes after the last
 //! complete event; the part of an event sent before a crash is sent again, which log-batch
 //! tolerates (identical metric rows are de-duplicated, an equal param value is accepted).
+//!
+//! Names are spelled as MLflow accepts them ([`mlflow_name`]): it refuses a whole log-batch with
+//! 400 when one metric, param or tag key holds a character outside letters, digits, `_ - . : /`
+//! and space — `pass@1` is sent as `pass_at_1`. The local run directory keeps the original names.
 
 use std::time::Duration;
 
@@ -71,6 +75,20 @@ pub struct Step {
     pub acked: usize,
 }
 
+/// A key as MLflow accepts it: `@` becomes `_at_` (`pass@1` → `pass_at_1`), any other character
+/// outside letters, digits, `_ - . : /` and space becomes `_`.
+pub fn mlflow_name(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for c in key.chars() {
+        match c {
+            '@' => out.push_str("_at_"),
+            c if c.is_ascii_alphanumeric() || "_-.:/ ".contains(c) => out.push(c),
+            _ => out.push('_'),
+        }
+    }
+    out
+}
+
 /// Plans the requests that send `events` (the not yet acknowledged tail of a run's log).
 pub fn plan(events: &[Event]) -> Vec<Step> {
     let mut steps = Vec::new();
@@ -88,6 +106,7 @@ pub fn plan(events: &[Event]) -> Vec<Step> {
             Event::Params { params } => {
                 for (k, v) in params {
                     let v = truncate(v, MAX_PARAM_VALUE);
+                    let k = &mlflow_name(k);
                     if batch.params.iter().any(|(bk, bv)| bk == k && *bv == v) {
                         continue;
                     }
@@ -102,6 +121,7 @@ pub fn plan(events: &[Event]) -> Vec<Step> {
             }
             Event::Tags { tags } => {
                 for (k, v) in tags {
+                    let k = &mlflow_name(k);
                     if let Some(slot) = batch.tags.iter_mut().find(|(bk, _)| bk == k) {
                         slot.1.clone_from(v);
                         continue;
@@ -117,7 +137,9 @@ pub fn plan(events: &[Event]) -> Vec<Step> {
                     if batch.metrics.len() == MAX_METRICS || batch.items() == MAX_ITEMS {
                         flush(&mut batch, &mut steps, i);
                     }
-                    batch.metrics.push(m.clone());
+                    let mut m = m.clone();
+                    m.key = mlflow_name(&m.key);
+                    batch.metrics.push(m);
                 }
             }
             Event::Start(spec) => {
@@ -178,6 +200,31 @@ pub fn backoff(attempt: u32) -> Duration {
 mod tests {
     use super::*;
     use crate::tracking::{MetricValue, RunId};
+
+    #[test]
+    fn names_mlflow_refuses_are_respelled_and_others_kept() {
+        // Measured against MLflow 3.17.2: `pass@1` in a log-batch is a 400 for the whole batch.
+        assert_eq!(mlflow_name("pass@1"), "pass_at_1");
+        assert_eq!(mlflow_name("pass@1/MEDIUM_HARD"), "pass_at_1/MEDIUM_HARD");
+        assert_eq!(mlflow_name("valley.unit.pass@10"), "valley.unit.pass_at_10");
+        assert_eq!(mlflow_name("train/loss: a-b c.d"), "train/loss: a-b c.d");
+        assert_eq!(mlflow_name("é(x)"), "__x_");
+        let events = [Event::Metrics {
+            metrics: vec![Metric {
+                key: "pass@1".into(),
+                value: MetricValue(0.5),
+                step: 0,
+                timestamp: 1,
+                unit: String::new(),
+                direction: valley_plugin_api::Direction::HigherIsBetter,
+            }],
+        }];
+        let steps = plan(&events);
+        let Request::Batch(batch) = &steps[0].request else {
+            panic!("{steps:?}")
+        };
+        assert_eq!(batch.metrics[0].key, "pass_at_1");
+    }
 
     fn metrics(n: usize, start: u64) -> Event {
         Event::Metrics {

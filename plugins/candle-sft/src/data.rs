@@ -41,6 +41,16 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
+/// The ChatML text of one pair, as the model sees it: the prompt (user turn and the assistant's
+/// header) and the answer (the response and its end of turn). Tokenizers are trained on the
+/// same two strings.
+pub fn chat_turns(problem: &str, response: &str) -> (String, String) {
+    (
+        format!("<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"),
+        format!("{response}<|im_end|>\n"),
+    )
+}
+
 /// Tokenizes one pair with the ChatML template; returns the sequence and whether it was cut.
 pub fn tokenize(
     tok: &Tokenizer,
@@ -49,10 +59,8 @@ pub fn tokenize(
     max_length: usize,
     assistant_only: bool,
 ) -> (Sequence, bool) {
-    let prompt = tok.encode(&format!(
-        "<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"
-    ));
-    let answer = tok.encode(&format!("{response}<|im_end|>\n"));
+    let (prompt, answer) = chat_turns(problem, response);
+    let (prompt, answer) = (tok.encode(&prompt), tok.encode(&answer));
     let mut ids = prompt.clone();
     ids.extend_from_slice(&answer);
     let mut counts: Vec<f32> = vec![if assistant_only { 0.0 } else { 1.0 }; prompt.len()];

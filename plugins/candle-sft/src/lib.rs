@@ -4,6 +4,7 @@
 //! step, and returns the final checkpoint in the Hugging Face layout.
 
 pub mod data;
+pub mod tokenizer_setting;
 pub mod train;
 
 use std::path::Path;

@@ -21,7 +21,10 @@ use valley_lm::{
 };
 use valley_plugin_api::{Host, MetricPoint, PluginError};
 
-use crate::data::{pack, pad, read_pairs, tokenize, Batch, Sequence};
+use crate::{
+    data::{pack, pad, read_pairs, tokenize, Batch, Sequence},
+    tokenizer_setting,
+};
 
 /// The trainer's configuration. The paper's settings: `lr = 8e-5`, `warmup_ratio = 0.1`,
 /// `global_batch = 128`, `max_length = 32768`, `epochs = 5`, `checkpoint_every = 0` (final only).
@@ -60,6 +63,14 @@ pub struct SftConfig {
     pub checkpoint_every: u64,
     /// Resumable checkpoints kept (the newest).
     pub keep_checkpoints: usize,
+    /// For a from-scratch model: `byte`, `bpe:N` (train a byte-level BPE of N ids) or a path to
+    /// a `tokenizer.json` or a directory holding one. A checkpoint's own tokenizer wins when
+    /// resuming or starting from one.
+    pub tokenizer: String,
+    /// The records (`problem`, `response`) whose ChatML texts train a `bpe:N` tokenizer; by
+    /// default the job's training file. Point every arm of an experiment at the same file so
+    /// that they share one vocabulary.
+    pub tokenizer_corpus: Option<PathBuf>,
 }
 
 impl Default for SftConfig {
@@ -81,6 +92,8 @@ impl Default for SftConfig {
             dtype: "f32".into(),
             checkpoint_every: 0,
             keep_checkpoints: 2,
+            tokenizer: "byte".into(),
+            tokenizer_corpus: None,
         }
     }
 }
@@ -171,13 +184,13 @@ pub fn train(
         }
     };
     let device = Device::Cpu;
-    // The tokenizer travels with the weights: a checkpoint's own, the byte tokenizer for the
-    // from-scratch student.
-    let tok = match (resume, cfg.model.as_str()) {
-        (Some(dir), _) => Tokenizer::from_dir(dir).map_err(fail)?,
-        (None, "small") => Tokenizer::default(),
-        (None, dir) => Tokenizer::from_dir(Path::new(dir)).map_err(fail)?,
-    };
+    // The tokenizer travels with the weights: a checkpoint's own, else the configured one.
+    let tok = tokenizer_setting::resolve(
+        &cfg.tokenizer,
+        cfg.tokenizer_corpus.as_deref().unwrap_or(train_file),
+        &cfg.model,
+        resume,
+    )?;
     let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
     let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
     if pairs.is_empty() {
@@ -195,6 +208,30 @@ pub fn train(
             s
         })
         .collect();
+    // A sequence cut before its answer teaches nothing under the assistant-only loss; when every
+    // one is, training would take steps that change nothing. Say so instead.
+    let without_loss = seqs
+        .iter()
+        .filter(|s| s.weights.iter().all(|&w| w == 0.0))
+        .count();
+    if without_loss == seqs.len() {
+        let longest = pairs
+            .iter()
+            .map(|(p, r)| {
+                tokenize(&tok, p, r, usize::MAX - 1, cfg.assistant_only)
+                    .0
+                    .inputs
+                    .len()
+            })
+            .max()
+            .unwrap_or(0);
+        return Err(PluginError::invalid_config(format!(
+            "max_length {}: every one of the {} sequences of {} is cut before its answer, so no token counts towards the loss; the longest sequence is {longest} tokens with this tokenizer — raise max_length (or use a tokenizer that makes them shorter)",
+            cfg.max_length,
+            seqs.len(),
+            train_file.display()
+        )));
+    }
 
     let (model_cfg, varmap) = match (resume, cfg.model.as_str()) {
         (Some(dir), _) => checkpoint::load_varmap(dir, dtype, &device).map_err(fail)?,

@@ -219,3 +219,126 @@ fn a_killed_run_resumes_to_bitwise_equal_weights() {
     let kept = std::fs::read_dir(out.join("checkpoints")).unwrap().count();
     assert!(kept <= 2, "retention keeps 2 checkpoints, found {kept}");
 }
+
+/// A from-scratch run with a trained BPE (`tokenizer = "bpe:N"`): the tokenizer is saved beside
+/// every checkpoint, the model's vocabulary is the tokenizer's, and resuming from a middle
+/// checkpoint (whose tokenizer wins over the setting) ends in bitwise the same weights.
+#[test]
+fn a_bpe_run_saves_its_tokenizer_and_resumes_to_bitwise_equal_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture(dir.path(), 16);
+    // The BPE is trained on a separate corpus file (the first 60 fixture records).
+    std::fs::create_dir_all(dir.path().join("corpus")).unwrap();
+    let corpus = fixture(&dir.path().join("corpus"), 60);
+    let cfg = SftConfig {
+        epochs: 2,
+        micro_batch: 2,
+        global_batch: 4,
+        max_length: 64,
+        checkpoint_every: 1,
+        keep_checkpoints: 100,
+        tokenizer: "bpe:400".into(),
+        tokenizer_corpus: Some(corpus.clone()),
+        ..small(2, 2e-3)
+    };
+    let full = train(
+        &cfg,
+        &data,
+        &dir.path().join("full"),
+        None,
+        &RecordingHost::default().host(),
+    )
+    .unwrap();
+    assert_eq!(full.steps, 8);
+    let saved = full.checkpoint.join("tokenizer.json");
+    let expected =
+        valley_trainer_candle_sft::tokenizer_setting::train_on_corpus(&corpus, 400, false).unwrap();
+    let loaded = valley_lm::tokenizer::Tokenizer::from_dir(&full.checkpoint).unwrap();
+    assert_eq!(loaded.vocab_size(), expected.vocab_size());
+    assert_eq!(
+        loaded.encode("<|im_start|>user\nRead n<|im_end|>"),
+        expected.encode("<|im_start|>user\nRead n<|im_end|>"),
+        "the saved tokenizer is the one trained on tokenizer_corpus"
+    );
+    assert!(saved.is_file());
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(full.checkpoint.join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        config["vocab_size"].as_u64().unwrap() as usize,
+        expected.vocab_size()
+    );
+
+    let middle = dir.path().join("full/checkpoints/step-00000003");
+    assert!(middle.join("tokenizer.json").is_file());
+    // The resumed run is told `byte`: the checkpoint's own tokenizer must win.
+    let resumed_cfg = SftConfig {
+        tokenizer: "byte".into(),
+        ..cfg.clone()
+    };
+    let resumed = train(
+        &resumed_cfg,
+        &data,
+        &dir.path().join("resumed"),
+        Some(&middle),
+        &RecordingHost::default().host(),
+    )
+    .unwrap();
+    assert_eq!(resumed.resumed_from, Some(3));
+    let (a, b) = (weights(&full.checkpoint), weights(&resumed.checkpoint));
+    assert_eq!(a.len(), b.len());
+    for ((na, wa), (nb, wb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(wa == wb, "{na} differs after resume");
+    }
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        std::fs::read(resumed.checkpoint.join("tokenizer.json")).unwrap()
+    );
+
+    // A checkpoint without tokenizer.json has a vocabulary bpe:N cannot replace: refused.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(full.checkpoint.join(f), bare.join(f)).unwrap();
+    }
+    let err = train(
+        &SftConfig {
+            model: bare.display().to_string(),
+            ..cfg
+        },
+        &data,
+        &dir.path().join("refused"),
+        None,
+        &RecordingHost::default().host(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("bpe:N"), "{err}");
+}
+
+/// A max_length that cuts every sequence before its answer is refused before any step, with the
+/// length that would fit, instead of training steps that change nothing.
+#[test]
+fn a_max_length_that_cuts_every_answer_is_refused_with_the_length_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture(dir.path(), 4);
+    let cfg = SftConfig {
+        max_length: 16,
+        ..small(1, 1e-3)
+    };
+    let err = train(
+        &cfg,
+        &data,
+        &dir.path().join("out"),
+        None,
+        &RecordingHost::default().host(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("max_length 16"), "{err}");
+    assert!(err.contains("cut before its answer"), "{err}");
+    assert!(err.contains("the longest sequence is"), "{err}");
+    assert!(!dir.path().join("out/final").exists());
+}

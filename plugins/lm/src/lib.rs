@@ -11,6 +11,8 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod generate;
+pub mod gguf;
 pub mod init;
 pub mod loss;
 pub mod model;
@@ -38,6 +40,9 @@ pub enum Error {
     /// A configuration is invalid.
     #[error("invalid model config: {0}")]
     Config(String),
+    /// A tokenizer could not be built, trained or used.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
 }
 
 /// Result alias for this crate.

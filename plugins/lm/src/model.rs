@@ -1,6 +1,8 @@
 //! The decoder: embeddings, `num_hidden_layers` pre-norm blocks (grouped-query attention with
 //! RoPE, SwiGLU MLP), a final RMSNorm and the output projection. Forward passes return logits at
-//! every position (training) and take an optional [`KvCache`] (generation).
+//! every position (training) and take an optional [`KvCache`] (generation). For a batch of
+//! prompts of different lengths, [`Decoder::forward_padded`] takes left-padded rows: each row's
+//! positions start after its padding and no query attends to a padding key.
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
@@ -57,10 +59,53 @@ struct Layer {
     down: Tensor,
 }
 
-/// Keys and values of earlier positions, per layer, for incremental generation.
+/// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of which
+/// the first `len` positions are filled. Appending writes in place (amortized O(1) per token)
+/// instead of concatenating a new tensor every step, which made long generations copy the whole
+/// cache several times per token.
+#[derive(Debug, Clone)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: usize,
+}
+
+impl LayerCache {
+    /// Appends `k`, `v` (`[batch, kv_heads, t, head_dim]`, contiguous) and returns views of every
+    /// cached position.
+    fn append(slot: &mut Option<Self>, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, kv, t, d) = k.dims4()?;
+        let len = slot.as_ref().map_or(0, |c| c.len);
+        let cap = slot.as_ref().map_or(0, |c| c.k.dim(2).unwrap_or(0));
+        if len + t > cap {
+            let new_cap = (2 * cap).max(len + t + 256);
+            let grow = |old: Option<&Tensor>| -> Result<Tensor> {
+                let buf = Tensor::zeros((b, kv, new_cap, d), k.dtype(), k.device())?;
+                if let Some(old) = old {
+                    buf.slice_set(&old.narrow(2, 0, len)?.contiguous()?, 2, 0)?;
+                }
+                Ok(buf)
+            };
+            let (nk, nv) = (
+                grow(slot.as_ref().map(|c| &c.k))?,
+                grow(slot.as_ref().map(|c| &c.v))?,
+            );
+            *slot = Some(Self { k: nk, v: nv, len });
+        }
+        let c = slot.as_mut().expect("allocated above");
+        c.k.slice_set(&k.contiguous()?, 2, len)?;
+        c.v.slice_set(&v.contiguous()?, 2, len)?;
+        c.len = len + t;
+        Ok((c.k.narrow(2, 0, c.len)?, c.v.narrow(2, 0, c.len)?))
+    }
+}
+
+/// Keys and values of earlier positions, per layer, for incremental generation. Writes are in
+/// place: a cache is for inference only (no gradient flows through it), and a clone shares its
+/// buffers with the original.
 #[derive(Debug, Default, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
 }
 
 impl KvCache {
@@ -74,8 +119,7 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .and_then(|(k, _)| k.dim(2).ok())
-            .unwrap_or(0)
+            .map_or(0, |c| c.len)
     }
 
     /// Whether nothing is cached.
@@ -86,6 +130,23 @@ impl KvCache {
     /// Forgets everything (call between sequences, and never keep one across training steps).
     pub fn clear(&mut self) {
         self.layers.clear();
+    }
+
+    /// Keeps only the given batch rows, in that order (generation drops finished sequences).
+    ///
+    /// # Errors
+    /// An index out of range.
+    pub fn select_rows(&mut self, rows: &[usize]) -> Result<()> {
+        let Some(device) = self.layers.iter().flatten().map(|c| c.k.device()).next() else {
+            return Ok(());
+        };
+        let idx: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+        let idx = Tensor::from_vec(idx, rows.len(), device)?;
+        for c in self.layers.iter_mut().flatten() {
+            c.k = c.k.index_select(&idx, 0)?;
+            c.v = c.v.index_select(&idx, 0)?;
+        }
+        Ok(())
     }
 }
 
@@ -179,6 +240,40 @@ impl Decoder {
     /// # Errors
     /// Shape errors, or a sequence longer than `max_position_embeddings`.
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut KvCache>) -> Result<Tensor> {
+        self.forward_inner(ids, cache, None, false)
+    }
+
+    /// Logits of the last column only, `[batch, vocab]`, for left-padded rows: row `i` has
+    /// `pad[i]` padding columns at the start of the sequence (counted over the cache and `ids`
+    /// together, so the same `pad` is passed at every step). A row's positions start at 0 after
+    /// its padding, and no query attends to a padding key, so each row's logits equal those of
+    /// the row alone without padding.
+    ///
+    /// # Errors
+    /// Shape errors, `pad` not one per row, or a sequence longer than `max_position_embeddings`.
+    pub fn forward_padded(
+        &self,
+        ids: &Tensor,
+        pad: &[usize],
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        if pad.len() != ids.dim(0)? {
+            return Err(crate::Error::Config(format!(
+                "{} padding lengths for {} rows",
+                pad.len(),
+                ids.dim(0)?
+            )));
+        }
+        self.forward_inner(ids, Some(cache), Some(pad), true)
+    }
+
+    fn forward_inner(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut KvCache>,
+        pad: Option<&[usize]>,
+        last_only: bool,
+    ) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         let offset = cache.as_ref().map_or(0, |c| c.len());
         if offset + t > self.cfg.max_position_embeddings {
@@ -192,13 +287,46 @@ impl Decoder {
         if let Some(c) = cache.as_deref_mut() {
             c.layers.resize(self.layers.len(), None);
         }
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
         let mut x =
             self.embed
                 .embedding(&ids.flatten_all()?)?
                 .reshape((b, t, self.cfg.hidden_size))?;
-        let mask = causal_mask(t, offset + t, offset, x.dtype(), x.device())?;
+        let (cos, sin, mask) = match pad {
+            None => (
+                self.cos.narrow(0, offset, t)?,
+                self.sin.narrow(0, offset, t)?,
+                causal_mask(t, offset + t, offset, x.dtype(), x.device())?,
+            ),
+            Some(pad) => {
+                // Per-row positions `[b, 1, t, d]` tables and a `[b, 1, t, kv]` mask.
+                let positions: Vec<u32> = pad
+                    .iter()
+                    .flat_map(|&p| (offset..offset + t).map(move |c| c.saturating_sub(p) as u32))
+                    .collect();
+                let positions = Tensor::from_vec(positions, b * t, x.device())?;
+                let d = self.cfg.head_dim();
+                let table = |m: &Tensor| -> Result<Tensor> {
+                    Ok(m.index_select(&positions, 0)?.reshape((b, 1, t, d))?)
+                };
+                let kv = offset + t;
+                // Plain loops and slice fills: this runs every step, and the dev profile builds
+                // this crate without optimization.
+                let mut mask = vec![0f32; b * t * kv];
+                for (i, &p) in pad.iter().enumerate() {
+                    for j in 0..t {
+                        let q = offset + j;
+                        let row = &mut mask[(i * t + j) * kv..(i * t + j + 1) * kv];
+                        // Causal: no later key. Padding keys hidden; a padding query sees only
+                        // itself, so its row stays finite.
+                        row[q + 1..].fill(f32::NEG_INFINITY);
+                        row[..p.min(q)].fill(f32::NEG_INFINITY);
+                    }
+                }
+                let mask =
+                    Tensor::from_vec(mask, (b, 1, t, kv), x.device())?.to_dtype(x.dtype())?;
+                (table(&self.cos)?, table(&self.sin)?, mask)
+            }
+        };
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
@@ -207,6 +335,11 @@ impl Decoder {
             let mlp = (linear(&h, &layer.gate, None)?.silu()? * linear(&h, &layer.up, None)?)?;
             x = (x + linear(&mlp, &layer.down, None)?)?;
         }
+        let x = if last_only {
+            x.narrow(1, t - 1, 1)?.squeeze(1)?
+        } else {
+            x
+        };
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
         linear(&x, &self.lm_head, None)
     }
@@ -218,7 +351,7 @@ impl Decoder {
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
-        slot: Option<&mut Option<(Tensor, Tensor)>>,
+        slot: Option<&mut Option<LayerCache>>,
     ) -> Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (heads, kv_heads, d) = (
@@ -234,27 +367,38 @@ impl Decoder {
             cos,
             sin,
         )?;
-        let mut k = rope(
+        let k = rope(
             &split(linear(x, &layer.k.0, layer.k.1.as_ref())?, kv_heads)?,
             cos,
             sin,
         )?;
-        let mut v = split(linear(x, &layer.v.0, layer.v.1.as_ref())?, kv_heads)?;
-        if let Some(slot) = slot {
-            if let Some((pk, pv)) = slot.as_ref() {
-                k = Tensor::cat(&[pk, &k], 2)?;
-                v = Tensor::cat(&[pv, &v], 2)?;
+        let v = split(linear(x, &layer.v.0, layer.v.1.as_ref())?, kv_heads)?;
+        let n_rep = heads / kv_heads;
+        let scale = (d as f64).sqrt();
+        let out = match slot {
+            None => {
+                // Training and full recompute: differentiable ops only.
+                let k = repeat_kv(&k, n_rep)?.contiguous()?;
+                let v = repeat_kv(&v, n_rep)?.contiguous()?;
+                let scores = (q.matmul(&k.t()?.contiguous()?)? / scale)?.broadcast_add(mask)?;
+                softmax_last(&scores)?.matmul(&v)?
             }
-            *slot = Some((k.clone(), v.clone()));
-        }
-        let k = repeat_kv(&k, heads / kv_heads)?.contiguous()?;
-        let v = repeat_kv(&v, heads / kv_heads)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? / (d as f64).sqrt())?.broadcast_add(mask)?;
-        let probs = softmax_last(&scores)?;
-        let out = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .reshape((b, t, heads * d))?;
+            Some(slot) => {
+                // Generation: attend over the cache's views without copying them, and without
+                // repeating key/value heads: each kv head's query heads are stacked as rows.
+                let (k, v) = LayerCache::append(slot, &k, &v)?;
+                let s = k.dim(2)?;
+                let q = q.reshape((b, kv_heads, n_rep * t, d))?;
+                let scores = (q.matmul(&k.t()?)? / scale)?
+                    .reshape((b, heads, t, s))?
+                    .broadcast_add(mask)?;
+                softmax_last(&scores)?
+                    .reshape((b, kv_heads, n_rep * t, s))?
+                    .matmul(&v)?
+                    .reshape((b, heads, t, d))?
+            }
+        };
+        let out = out.transpose(1, 2)?.reshape((b, t, heads * d))?;
         linear(&out, &layer.o, None)
     }
 

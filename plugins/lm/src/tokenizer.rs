@@ -4,16 +4,26 @@
 //!
 //! [`ByteTokenizer`]: ids 0–255 are bytes, then the chat and reasoning specials as atomic tokens.
 //! Every string round-trips exactly. A checkpoint without `tokenizer.json` uses it.
+//!
+//! [`HfTokenizer`] (module [`hf`]): any Hugging Face `tokenizer.json` — a Qwen2 or Llama-3
+//! checkpoint's, or a byte-level BPE trained on the corpus with [`train_bpe`], which shortens the
+//! synthetic training sequences several times over the byte tokenizer.
 
 use std::path::Path;
 
-use crate::{Error, Result};
+use crate::Result;
+
+pub mod hf;
+
+pub use hf::HfTokenizer;
 
 /// The tokenizer of a model: encode, decode, special ids.
 #[derive(Debug, Clone)]
 pub enum Tokenizer {
     /// Bytes plus atomic specials ([`ByteTokenizer`]).
     Byte(ByteTokenizer),
+    /// A Hugging Face `tokenizer.json` ([`HfTokenizer`]).
+    Hf(HfTokenizer),
 }
 
 impl Default for Tokenizer {
@@ -22,53 +32,100 @@ impl Default for Tokenizer {
     }
 }
 
+/// Trains a byte-level BPE of at most `vocab_size` ids (the specials included) on `texts`:
+/// every byte stays representable, so encode/decode round-trip exactly, and the same texts give a
+/// byte-identical `tokenizer.json`.
+///
+/// # Errors
+/// [`crate::Error::Tokenizer`] when `vocab_size` is below 261 (bytes and specials) or training fails.
+pub fn train_bpe<'a>(texts: impl Iterator<Item = &'a str>, vocab_size: usize) -> Result<Tokenizer> {
+    hf::train_byte_level_bpe(texts, vocab_size).map(Tokenizer::Hf)
+}
+
+/// [`train_bpe`] with merges allowed anywhere inside a line (see [`hf::BpeSplit::Lines`]).
+///
+/// # Errors
+/// As [`train_bpe`].
+pub fn train_bpe_lines<'a>(
+    texts: impl Iterator<Item = &'a str>,
+    vocab_size: usize,
+) -> Result<Tokenizer> {
+    hf::train_bpe_split(texts, vocab_size, hf::BpeSplit::Lines).map(Tokenizer::Hf)
+}
+
 impl Tokenizer {
-    /// The tokenizer saved in a checkpoint directory: the byte tokenizer when the directory
-    /// has no `tokenizer.json`.
+    /// The tokenizer saved in a checkpoint directory: its `tokenizer.json`, or the byte
+    /// tokenizer when the directory has none.
     ///
     /// # Errors
-    /// [`Error::File`] when `tokenizer.json` exists but cannot be read.
+    /// [`crate::Error::File`] when `tokenizer.json` exists but cannot be read.
     pub fn from_dir(dir: &Path) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         if path.exists() {
-            return Err(Error::File {
-                path,
-                message: "tokenizer.json files are not read yet".into(),
-            });
+            return Self::from_file(&path);
         }
         Ok(Self::default())
     }
 
-    /// Saves the tokenizer into a checkpoint directory (nothing to write for the byte
-    /// tokenizer, whose absence of `tokenizer.json` is its mark).
+    /// A `tokenizer.json` file.
     ///
     /// # Errors
-    /// [`Error::File`] when the file cannot be written.
+    /// [`crate::Error::File`] naming the file when it cannot be read or is not a tokenizer.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        HfTokenizer::from_file(path).map(Self::Hf)
+    }
+
+    /// Saves the tokenizer into a checkpoint directory as `tokenizer.json` (nothing to write
+    /// for the byte tokenizer, whose absence of `tokenizer.json` is its mark).
+    ///
+    /// # Errors
+    /// [`crate::Error::File`] when the file cannot be written.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let _ = dir;
         match self {
             Self::Byte(_) => Ok(()),
+            Self::Hf(t) => t.save(&dir.join("tokenizer.json")),
         }
     }
 
-    /// Vocabulary size, specials included.
+    /// Vocabulary size, specials included (one past the largest id).
     pub fn vocab_size(&self) -> usize {
         match self {
             Self::Byte(_) => ByteTokenizer::VOCAB_SIZE,
+            Self::Hf(t) => t.vocab_size(),
         }
     }
 
     /// Encodes text; specials spelled out in the text become their atomic ids.
+    ///
+    /// # Panics
+    /// When a loaded `tokenizer.json`'s pipeline fails on the text (use [`Self::try_encode`] to
+    /// get the error instead); the byte tokenizer and byte-level BPEs never fail.
     pub fn encode(&self, text: &str) -> Vec<u32> {
-        match self {
-            Self::Byte(t) => t.encode(text),
+        match self.try_encode(text) {
+            Ok(ids) => ids,
+            Err(e) => panic!("{e}"),
         }
     }
 
-    /// Decodes ids to text.
+    /// Encodes text, returning the error of a failing `tokenizer.json` pipeline.
+    ///
+    /// # Errors
+    /// [`crate::Error::Tokenizer`] from the `tokenizers` crate.
+    pub fn try_encode(&self, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Self::Byte(t) => Ok(t.encode(text)),
+            Self::Hf(t) => t.encode(text),
+        }
+    }
+
+    /// Decodes ids to text (specials spelled out); ids outside the vocabulary are skipped and
+    /// a cut multi-byte character is replaced.
     pub fn decode(&self, ids: &[u32]) -> String {
         match self {
             Self::Byte(t) => t.decode(ids),
+            // The byte-level decoder cannot fail; should another file's decoder fail, the text
+            // is empty rather than a panic in the middle of generation.
+            Self::Hf(t) => t.decode(ids).unwrap_or_default(),
         }
     }
 
@@ -76,6 +133,7 @@ impl Tokenizer {
     pub fn special(&self, name: &str) -> Option<u32> {
         match self {
             Self::Byte(_) => ByteTokenizer::special(name),
+            Self::Hf(t) => t.token_id(name),
         }
     }
 }
