@@ -29,6 +29,7 @@ use crate::{
     problems::write_eval_jsonl,
     records::{read_training_jsonl, RecordSet},
     sources::{
+        humaneval::read_humaneval,
         livecodebench::{read_livecodebench_jsonl, DateWindow},
         read_training_preset, EvalPreset,
     },
@@ -207,7 +208,7 @@ pub fn eval_file(data: &DataSection) -> Result<Option<PathBuf>> {
             };
             match data.eval_preset {
                 None => Ok(Some(source)),
-                Some(EvalPreset::Livecodebench) => convert_livecodebench(data, &source).map(Some),
+                Some(preset) => convert_eval(data, preset, &source).map(Some),
             }
         }
         (None, Some(request)) => Ok(Some(
@@ -217,9 +218,10 @@ pub fn eval_file(data: &DataSection) -> Result<Option<PathBuf>> {
     }
 }
 
-/// Converts a LiveCodeBench file (inside the date window) into the problem JSONL once, cached
-/// under the data cache by the source's path, size and window.
-fn convert_livecodebench(data: &DataSection, source: &Path) -> Result<PathBuf> {
+/// Converts a benchmark's file (LiveCodeBench inside the date window, or HumanEval) into the
+/// problem JSONL the evaluators read, once, cached under the data cache by the source's path,
+/// size and window.
+fn convert_eval(data: &DataSection, preset: EvalPreset, source: &Path) -> Result<PathBuf> {
     let root = data
         .cache_dir
         .clone()
@@ -229,19 +231,35 @@ fn convert_livecodebench(data: &DataSection, source: &Path) -> Result<PathBuf> {
         .len();
     let key = crate::tracking::session::config_hash(&serde_json::json!({
         "source": source, "bytes": len, "from": data.eval_from, "to": data.eval_to,
+        "preset": preset,
     }));
-    let out = root.join(format!("livecodebench-{key}.jsonl"));
+    let out = root.join(format!("eval-{key}.jsonl"));
     if out.is_file() {
         return Ok(std::path::absolute(&out).unwrap_or(out));
     }
-    let window = DateWindow {
-        from: data.eval_from.clone(),
-        to: data.eval_to.clone(),
-    };
-    let problems = read_livecodebench_jsonl(source, &window)?;
-    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let mut bytes = Vec::new();
-    write_eval_jsonl(&mut bytes, &problems).map_err(|e| Error::io(&out, e))?;
+    match preset {
+        EvalPreset::Livecodebench => {
+            let window = DateWindow {
+                from: data.eval_from.clone(),
+                to: data.eval_to.clone(),
+            };
+            let problems = read_livecodebench_jsonl(source, &window)?;
+            write_eval_jsonl(&mut bytes, &problems).map_err(|e| Error::io(&out, e))?;
+        }
+        EvalPreset::Humaneval => {
+            for p in read_humaneval(source)? {
+                let row = serde_json::json!({
+                    "task_id": p.task_id, "prompt": p.prompt,
+                    "canonical_solution": p.canonical_solution, "test": p.test,
+                    "entry_point": p.entry_point,
+                });
+                bytes.extend_from_slice(row.to_string().as_bytes());
+                bytes.push(b'\n');
+            }
+        }
+    }
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let tmp = out.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &out).map_err(|e| Error::io(&out, e))?;
@@ -278,4 +296,53 @@ pub fn load_training(data: &DataSection) -> Result<RecordSet> {
 pub fn direct_answer(response: &str) -> String {
     let code = crate::judge::extract::extract_code(response).trim_end();
     format!("```python\n{code}\n```")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(toml_text: &str) -> DataSection {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    /// A HumanEval file (gzip, as OpenAI ships it) given as `data.eval` with
+    /// `eval_preset = "humaneval"` becomes the problem JSONL the evaluators read, once.
+    #[test]
+    fn a_humaneval_eval_set_is_converted_for_the_evaluators() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = [
+            r#"{"task_id": "HumanEval/0", "prompt": "def add(a, b):\n", "canonical_solution": "    return a + b\n", "test": "def check(f):\n    assert f(1, 2) == 3\n", "entry_point": "add"}"#,
+            r#"{"task_id": "HumanEval/1", "prompt": "def neg(a):\n", "canonical_solution": "    return -a\n", "test": "def check(f):\n    assert f(1) == -1\n", "entry_point": "neg"}"#,
+        ];
+        let gz = dir.path().join("HumanEval.jsonl.gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut enc, (rows.join("\n") + "\n").as_bytes()).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        let data = section(&format!(
+            "synth = {{ train = 10, eval = 2, seed = 1 }}\neval = {:?}\neval_preset = \"humaneval\"\ncache_dir = {:?}\n",
+            gz.display().to_string(),
+            dir.path().join("cache").display().to_string()
+        ));
+        validate(&data).unwrap();
+        let converted = eval_file(&data).unwrap().unwrap();
+        assert!(converted.starts_with(std::path::absolute(dir.path()).unwrap()));
+        let problems =
+            valley_judge::problem::parse_problems(&std::fs::read_to_string(&converted).unwrap())
+                .unwrap();
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[1].id(), "HumanEval/1");
+        // The same section again reads the cached conversion.
+        assert_eq!(eval_file(&data).unwrap().unwrap(), converted);
+    }
+
+    #[test]
+    fn eval_settings_without_their_file_or_preset_are_refused_by_name() {
+        let no_file = section(
+            "synth = { train = 10, eval = 2, seed = 1 }\neval_preset = \"livecodebench\"\n",
+        );
+        assert!(validate(&no_file).unwrap_err().contains("data.eval_preset"));
+        let no_preset = section("synth = { train = 10, eval = 2, seed = 1 }\neval = \"x.jsonl\"\neval_from = \"2024-01-01\"\n");
+        assert!(validate(&no_preset).unwrap_err().contains("eval_from"));
+    }
 }

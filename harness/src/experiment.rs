@@ -94,7 +94,8 @@ pub struct DataSection {
     #[serde(default)]
     pub eval: Option<PathBuf>,
     /// Read `eval` in a benchmark's own shape: `livecodebench` (its release files; tests that
-    /// may be base64 → zlib → pickle → JSON), converted once into the problem JSONL.
+    /// may be base64 → zlib → pickle → JSON) or `humaneval` (`HumanEval.jsonl.gz`), converted
+    /// once into the problem JSONL.
     #[serde(default)]
     pub eval_preset: Option<crate::sources::EvalPreset>,
     /// Keep LiveCodeBench problems whose contest date is on or after this day (`YYYY-MM-DD`).

@@ -77,7 +77,7 @@ fn dry_run_plans_nine_cells_and_writes_nothing() {
         show(&out)
     );
     assert!(
-        text.contains("300 records, 0 bad rows skipped"),
+        text.contains("3000 records, 0 bad rows skipped"),
         "{}",
         show(&out)
     );
@@ -86,17 +86,17 @@ fn dry_run_plans_nine_cells_and_writes_nothing() {
     let rows: Vec<Vec<&str>> = text
         .lines()
         .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .filter(|cols| cols.len() == 5 && cols[0].contains("-n200-s"))
+        .filter(|cols| cols.len() == 5 && cols[0].contains("-n500-s"))
         .collect();
     let mut expected = Vec::new();
     for arm in ARMS {
         for seed in SEEDS {
             expected.push(vec![
-                format!("{arm}-n200-s{seed}"),
+                format!("{arm}-n500-s{seed}"),
                 arm.to_string(),
-                "200".into(),
+                "500".into(),
                 seed.to_string(),
-                "300".into(),
+                "3000".into(),
             ]);
         }
     }
@@ -128,7 +128,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     entries.sort();
     let mut expected_entries: Vec<String> = ARMS
         .iter()
-        .flat_map(|arm| SEEDS.iter().map(move |s| format!("{arm}-n200-s{s}")))
+        .flat_map(|arm| SEEDS.iter().map(move |s| format!("{arm}-n500-s{s}")))
         .chain(["experiment.json".to_string(), "tracking".to_string()])
         .collect();
     expected_entries.sort();
@@ -137,7 +137,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     let universe = all_data_ids(runs.path(), "easy-first");
     for arm in ARMS {
         for seed in SEEDS {
-            let key = format!("{arm}-n200-s{seed}");
+            let key = format!("{arm}-n500-s{seed}");
             let dir = cell_dir(runs.path(), "easy-first", &key);
             let mut files: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
@@ -151,7 +151,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
             );
             assert!(
                 text.lines()
-                    .any(|l| l.starts_with(&key) && l.contains("wrote 200 records")),
+                    .any(|l| l.starts_with(&key) && l.contains("wrote 500 records")),
                 "{}",
                 show(&out)
             );
@@ -159,18 +159,18 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
             let config = json(&dir.join("config.json"));
             assert_eq!(config["cell"]["key"], key.as_str());
             assert_eq!(config["cell"]["arm"], arm);
-            assert_eq!(config["cell"]["size"], 200);
+            assert_eq!(config["cell"]["size"], 500);
             assert_eq!(config["cell"]["seed"], seed);
-            assert_eq!(config["data"]["records"], 300);
+            assert_eq!(config["data"]["records"], 3000);
 
             let train = ids(&dir.join("train.jsonl"));
-            assert_eq!(train.len(), 200, "{key}");
+            assert_eq!(train.len(), 500, "{key}");
             let unique: BTreeSet<_> = train.iter().cloned().collect();
-            assert_eq!(unique.len(), 200, "{key}: repeated ids");
+            assert_eq!(unique.len(), 500, "{key}: repeated ids");
             assert!(unique.is_subset(&universe), "{key}: ids not in the data");
 
             let stages = json(&dir.join("stages.json"));
-            assert_eq!(stages["records"], 200);
+            assert_eq!(stages["records"], 500);
             let stage_ids: Vec<&str> = stages["ids"]
                 .as_array()
                 .unwrap()
@@ -246,7 +246,7 @@ fn a_rerun_skips_finished_cells_and_redoes_changed_ones() {
     for arm in ARMS {
         assert!(
             text.lines()
-                .any(|l| l.starts_with(&format!("{arm}-n200-s1 "))
+                .any(|l| l.starts_with(&format!("{arm}-n500-s1 "))
                     && l.contains("skipped (finished; found in local run directory)")),
             "{}",
             show(&again)
@@ -290,7 +290,7 @@ fn easy_first_orders_hold_and_arms_share_each_seeds_subset() {
     for seed in SEEDS {
         let mut sets = Vec::new();
         for (a, arm) in ARMS.iter().enumerate() {
-            let path = cell_dir(runs.path(), "easy-first", &format!("{arm}-n200-s{seed}"))
+            let path = cell_dir(runs.path(), "easy-first", &format!("{arm}-n500-s{seed}"))
                 .join("train.jsonl");
             let recs = records(&path);
             let ranks: Vec<f64> = recs.iter().map(rank).collect();
@@ -306,7 +306,7 @@ fn easy_first_orders_hold_and_arms_share_each_seeds_subset() {
                     path.display()
                 ),
                 _ => {
-                    // Random order: not sorted either way (200 records over 5 levels).
+                    // Random order: not sorted either way (500 records over 5 levels).
                     assert!(ranks.windows(2).any(|w| w[0] < w[1]));
                     assert!(ranks.windows(2).any(|w| w[0] > w[1]));
                 }
@@ -337,19 +337,19 @@ fn valley_subsets_are_nested_prefixes_and_size_zero_is_the_base_model() {
     let out = experiment("valley", runs.path(), &[]);
     assert_code(&out, 0);
     let text = stdout(&out);
-    let sizes = [0u64, 10, 20, 40, 80, 160, 300];
+    let sizes = [0u64, 30, 100, 300, 1000, 3000];
     assert!(
-        text.contains("21 cells = 1 arms × 7 sizes × 3 seeds"),
+        text.contains("18 cells = 1 arms × 6 sizes × 3 seeds"),
         "{}",
         show(&out)
     );
     assert!(
-        text.contains("18 cells written, 3 base, 0 failed"),
+        text.contains("15 cells written, 3 base, 0 failed"),
         "{}",
         show(&out)
     );
     let universe = all_data_ids(runs.path(), "valley");
-    assert_eq!(universe.len(), 300);
+    assert_eq!(universe.len(), 3000);
     let mut largest_by_seed = Vec::new();
     for seed in SEEDS {
         let base = cell_dir(runs.path(), "valley", &format!("random-n0-s{seed}"));
@@ -440,7 +440,7 @@ fn a_size_larger_than_the_pool_is_refused_before_writing() {
     let err = stderr(&out);
     assert!(err.contains("exceeds its pool"), "{}", show(&out));
     assert!(err.contains("size 100000"), "{}", show(&out));
-    assert!(err.contains("300 records"), "{}", show(&out));
+    assert!(err.contains("3000 records"), "{}", show(&out));
     assert_eq!(std::fs::read_dir(runs.path()).unwrap().count(), 0);
 }
 
@@ -480,17 +480,17 @@ fn an_environment_override_changes_the_seeds() {
     let keys: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|k| k.contains("-n200-s"))
+        .filter(|k| k.contains("-n500-s"))
         .collect();
     assert_eq!(
         keys,
         [
-            "random-n200-s4",
-            "random-n200-s5",
-            "easy-first-n200-s4",
-            "easy-first-n200-s5",
-            "hard-first-n200-s4",
-            "hard-first-n200-s5"
+            "random-n500-s4",
+            "random-n500-s5",
+            "easy-first-n500-s4",
+            "easy-first-n500-s5",
+            "hard-first-n500-s4",
+            "hard-first-n500-s5"
         ]
     );
 }

@@ -31,6 +31,8 @@ pub enum EvalPreset {
     /// LiveCodeBench's release files (`question_content`, `public_test_cases`,
     /// `private_test_cases`, `metadata`, `contest_date`, …).
     Livecodebench,
+    /// OpenAI's HumanEval (`HumanEval.jsonl.gz`, or the same columns in Parquet).
+    Humaneval,
 }
 
 /// A training-data preset.

@@ -43,6 +43,9 @@ pub struct SftConfig {
     pub min_lr_ratio: f64,
     /// Passes over the training file.
     pub epochs: u64,
+    /// Optimizer steps in all, cycling through the file in order (overrides `epochs` when set):
+    /// the equal-steps control trains small subsets for as many steps as the largest.
+    pub steps: Option<u64>,
     /// Sequences per forward pass.
     pub micro_batch: usize,
     /// Sequences per optimizer step (a multiple of `micro_batch`).
@@ -82,6 +85,7 @@ impl Default for SftConfig {
             warmup_ratio: 0.1,
             min_lr_ratio: 0.1,
             epochs: 1,
+            steps: None,
             micro_batch: 8,
             global_batch: 8,
             max_length: 512,
@@ -275,7 +279,10 @@ pub fn train(
     }
 
     let steps_per_epoch = seqs.len().div_ceil(cfg.global_batch) as u64;
-    let total = steps_per_epoch * cfg.epochs.max(1);
+    let total = cfg
+        .steps
+        .unwrap_or(steps_per_epoch * cfg.epochs.max(1))
+        .max(1);
     let warmup = (cfg.warmup_ratio * total as f64).round() as u64;
     let resumed_from = resume.map(|_| state.step);
     let mut final_loss = f64::NAN;

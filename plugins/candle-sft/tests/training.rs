@@ -342,3 +342,28 @@ fn a_max_length_that_cuts_every_answer_is_refused_with_the_length_needed() {
     assert!(err.contains("the longest sequence is"), "{err}");
     assert!(!dir.path().join("out/final").exists());
 }
+
+/// `steps` fixes the number of optimizer steps whatever the file's length, cycling through it in
+/// order: 3 records at global batch 2 make 2 steps an epoch, and `steps = 7` takes 7.
+#[test]
+fn steps_fixes_the_number_of_optimizer_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture(dir.path(), 3);
+    let cfg = SftConfig {
+        steps: Some(7),
+        micro_batch: 1,
+        global_batch: 2,
+        max_length: 64,
+        assistant_only: false,
+        ..small(1, 1e-3)
+    };
+    let summary = train(
+        &cfg,
+        &data,
+        &dir.path().join("out"),
+        None,
+        &RecordingHost::default().host(),
+    )
+    .unwrap();
+    assert_eq!(summary.steps, 7);
+}
