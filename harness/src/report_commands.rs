@@ -166,6 +166,9 @@ pub fn headline(record: &ExperimentRecord, cells: &[CellRecord]) -> String {
         parts.push(format!("base {base:.3}"));
     }
     let Some(largest) = cells.iter().filter(|c| c.size > 0).map(|c| c.size).max() else {
+        if parts.is_empty() {
+            return format!("headline: {metric}: no finished cell yet");
+        }
         return format!("headline: {metric}: {}", parts.join(", "));
     };
     for arm in &record.arms {
@@ -263,4 +266,38 @@ pub fn report(
     let cells = read_cells_from_mlflow(&client, &name)?;
     let _ = writeln!(out, "runs: MLflow at {uri}, experiment `{name}`");
     write_report_of(&exp, cells, None, dir, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use valley_reports::{Direction, Metric};
+
+    use super::*;
+
+    #[test]
+    fn the_headline_gives_each_arms_mean_at_the_largest_size_beside_the_base() {
+        let mut exp = ExperimentRecord::new("e", "");
+        exp.arms = vec!["random".into(), "easy-first".into()];
+        assert_eq!(
+            headline(&exp, &[]),
+            "headline: pass@1: no finished cell yet"
+        );
+        let cell = |arm: &str, size, seed, v| {
+            CellRecord::finished(arm, size, seed).with_metric(
+                "pass@1",
+                Metric::new(v, "fraction", Direction::HigherIsBetter),
+            )
+        };
+        let cells = [
+            cell("random", 0, 1, 0.15),
+            cell("random", 10, 1, 0.1),
+            cell("random", 20, 1, 0.2),
+            cell("random", 20, 2, 0.3),
+            cell("easy-first", 20, 1, 0.4),
+        ];
+        assert_eq!(
+            headline(&exp, &cells),
+            "headline: pass@1 at size 20, mean over seeds: base 0.150, random 0.250 (n=2), easy-first 0.400 (n=1)"
+        );
+    }
 }
