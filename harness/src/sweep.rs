@@ -21,12 +21,12 @@ use std::{
     },
 };
 
-use valley_plugin_api::{EvalJob, MetricPoint, TrainJob};
+use valley_plugin_api::{MetricPoint, TrainJob};
 use valley_reports::{CellRecord, DifficultyScore, Direction as ReportDirection, Metric};
 
 use crate::{
     error::{Error, Result},
-    plugins::{CallServices, LoadedEvaluator, LoadedTrainer},
+    plugins::{CallServices, LoadedTrainer},
     progress::SweepProgress,
     sampling::{cell_config, exp_record, write_cell, Plan, PlannedCell, PluginRegistry, Prepared},
     students::{self, latest_resumable, substitute, Student},
@@ -402,18 +402,17 @@ impl Sweep<'_> {
         sink: crate::plugins::MetricSink<'_>,
     ) -> Result<Vec<MetricPoint>> {
         let lib = self.registry.resolve(spec, "evaluator")?;
-        let evaluator = LoadedEvaluator::new(lib, "evaluator", &spec.config)?;
-        std::fs::create_dir_all(output).map_err(|e| Error::io(output, e))?;
-        let job = EvalJob {
-            config_json: spec.config.to_string().into(),
-            checkpoint_dir: checkpoint.display().to_string().into(),
-            eval_set: eval_set.display().to_string().into(),
-            output_dir: output.display().to_string().into(),
-        };
         let services = CallServices::new(key.to_string(), self.cancel.clone())
             .streaming(sink)
             .with_progress(progress.cell_sink(key, "eval"));
-        let outcome = evaluator.evaluate(&job, &services)?;
+        let outcome = crate::eval_commands::evaluate(
+            &lib,
+            &spec.config,
+            checkpoint,
+            eval_set,
+            output,
+            &services,
+        )?;
         let points: Vec<MetricPoint> = outcome
             .metrics
             .iter()
@@ -426,8 +425,7 @@ impl Sweep<'_> {
             })
             .collect();
         self.session.log_points(run, points.clone())?;
-        for artifact in outcome.artifacts.iter() {
-            let path = Path::new(artifact.as_str());
+        for path in &outcome.artifacts {
             let name = path
                 .file_name()
                 .map(|n| format!("eval/{}", n.to_string_lossy()))
