@@ -25,6 +25,7 @@ pub mod sources;
 pub mod students;
 pub mod sweep;
 pub mod synth;
+pub mod tensor_process;
 pub mod tracking;
 
 pub use error::{Error, Result};

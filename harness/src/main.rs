@@ -296,12 +296,7 @@ fn main() -> ExitCode {
     {
         valley_harness::sandbox::init::main(&args[2..]);
     }
-    // candle's CPU kernels read /proc/cpuinfo on every matrix product unless rayon's thread
-    // count is set (measured: single-sequence generation ~3× faster with it set).
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
-    }
+    valley_harness::tensor_process::configure();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
