@@ -136,10 +136,11 @@ def build(torch, cfg):
 
         def forward(self, ids):
             t = ids.shape[1]
-            f = torch.outer(torch.arange(t, dtype=torch.float32), self.inv_freq)
+            f = torch.outer(torch.arange(t, dtype=torch.float32, device=ids.device),
+                            self.inv_freq.float())
             f = torch.cat((f, f), dim=-1)
-            cos, sin = f.cos(), f.sin()
             x = self.embed_tokens(ids)
+            cos, sin = f.cos().to(x.dtype), f.sin().to(x.dtype)
             for layer in self.layers:
                 x = layer(x, cos, sin)
             return self.lm_head(self.norm(x))
@@ -174,6 +175,10 @@ def main():
     ap.add_argument("--min-lr-ratio", type=float, default=0.1)
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"],
+                    help="parameters and activations (bf16: the whole model in bfloat16, as "
+                         "candle-sft's dtype = bf16)")
     args = ap.parse_args()
 
     try:
@@ -189,7 +194,9 @@ def main():
     total = args.warmup + args.steps
     if len(seqs) < total * args.batch:
         sys.exit(f"{args.data}: {len(seqs)} records, {total * args.batch} needed")
-    model = build(torch, cfg)
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    model = build(torch, cfg).to(device=device, dtype=dtype)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
                             weight_decay=0.0)
     warm = math.floor(args.warmup_ratio * total + 0.5)  # Rust's f64::round: half away from 0
@@ -208,17 +215,18 @@ def main():
     for step in range(total):
         if step == args.warmup:
             started, cpu_started = time.perf_counter(), time.process_time()
-        rows = torch.tensor(seqs[step * args.batch:(step + 1) * args.batch], dtype=torch.long)
+        rows = torch.tensor(seqs[step * args.batch:(step + 1) * args.batch], dtype=torch.long,
+                            device=device)
         inputs, targets = rows[:, :-1], rows[:, 1:]
         logits = model(inputs)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if args.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
         opt.step()
         schedule.step()
-        loss_value = loss.item()
+        loss_value = loss.item()  # waits for the step (on CUDA too)
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - cpu_started
     tokens = args.steps * args.batch * args.seq
@@ -230,6 +238,8 @@ def main():
         "steps": args.steps,
         "final_loss": loss_value,
         "threads": torch.get_num_threads(),
+        "device": str(device),
+        "dtype": args.dtype,
         "torch": torch.__version__,
         "parameters": sum(p.numel() for p in model.parameters()),
     }))

@@ -48,6 +48,12 @@ pub struct BenchTrainArgs {
     pub python: Option<PathBuf>,
     /// The reference script (default: `benches/torch_train.py` of the workspace).
     pub script: Option<PathBuf>,
+    /// `small` or a `config.json` file of the shape to train from scratch.
+    pub model: String,
+    /// `f32` or `bf16`.
+    pub dtype: String,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
 }
 
 /// One implementation's measurement.
@@ -247,10 +253,18 @@ fn run_ours(
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;
+    let model = match args.model.as_str() {
+        "small" => "small".to_string(),
+        file => std::path::absolute(file)
+            .map_err(|e| Error::io(Path::new(file), e))?
+            .display()
+            .to_string(),
+    };
     let config = json!({
-        "model": "small",
+        "model": model,
         "tokenizer": "byte",
-        "dtype": "f32",
+        "dtype": args.dtype,
+        "device": args.device,
         "epochs": 1,
         "micro_batch": args.batch,
         "global_batch": args.batch,
@@ -341,6 +355,7 @@ fn run_reference(
         .args(["--steps", &args.steps.to_string()])
         .args(["--warmup", &args.warmup.to_string()])
         .args(["--threads", &threads.to_string()])
+        .args(["--device", &args.device, "--dtype", &args.dtype])
         .args([
             "--lr",
             "1e-3",
@@ -433,10 +448,12 @@ pub fn bench_train(
     .map_err(io)?;
     writeln!(
         out,
-        "run: batch {} × seq {} = {} tokens/step, f32, AdamW lr 1e-3 (warm-up 10 %, cosine to 10 %), clip 1.0, {} timed steps after {} warm-up, {threads} threads; trainer {}",
+        "run: batch {} × seq {} = {} tokens/step, {} on {}, AdamW lr 1e-3 (warm-up 10 %, cosine to 10 %), clip 1.0, {} timed steps after {} warm-up, {threads} threads; trainer {}",
         args.batch,
         args.seq,
         args.batch * args.seq,
+        args.dtype,
+        args.device,
         args.steps,
         args.warmup,
         plugin.display()

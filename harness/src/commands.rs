@@ -360,6 +360,7 @@ pub fn experiment(
         force,
         jobs,
         sample_only,
+        base_evals: Default::default(),
     };
     let result = sweep.run(out);
     if let Ok(summary) = &result {

@@ -103,7 +103,9 @@ enum Command {
         /// Override a key of the experiment file, e.g. --set sweep.seeds=[1,2]. Repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
-        /// Cells at once (default: one per two cores; a cell's training uses two threads well).
+        /// Cells at once (default: one per core, at most 4). Each cell's tensor work gets
+        /// cores / jobs threads (RAYON_NUM_THREADS, unless set): on 2 cores two one-thread cells
+        /// train ~1.6× more tokens per second than one two-thread cell (BENCHMARKS.md).
         #[arg(long)]
         jobs: Option<usize>,
         /// Stop each cell after sampling: write the ordered training files, train nothing.
@@ -187,6 +189,16 @@ enum BenchCommand {
         /// The reference script (default: benches/torch_train.py of the workspace).
         #[arg(long)]
         script: Option<PathBuf>,
+        /// The model: `small` (the CPU student) or a `config.json` (Hugging Face field names)
+        /// trained from scratch, e.g. benches/gpu/qwen2-0.5b.json.
+        #[arg(long, default_value = "small")]
+        model: String,
+        /// `f32` or `bf16`.
+        #[arg(long, default_value = "f32")]
+        dtype: String,
+        /// `cpu`, `cuda` or `cuda:N` (both implementations).
+        #[arg(long, default_value = "cpu")]
+        device: String,
     },
 }
 
@@ -296,14 +308,24 @@ fn main() -> ExitCode {
     {
         valley_harness::sandbox::init::main(&args[2..]);
     }
-    valley_harness::tensor_process::configure();
+    let mut cli = Cli::parse();
+    // Parallel cells share the cores: each gets its share of threads (one per cell by default).
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = match &mut cli.command {
+        Command::Experiment { jobs, .. } => {
+            let jobs = (*jobs.get_or_insert(cores.min(4))).max(1);
+            (cores / jobs).max(1)
+        }
+        _ => cores,
+    };
+    valley_harness::tensor_process::configure(threads);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         // The reader went away (`valley … | head`): not an error worth reporting.
@@ -406,9 +428,15 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                     python,
                     no_reference,
                     script,
+                    model,
+                    dtype,
+                    device,
                 },
         } => {
             let args = valley_harness::bench_train::BenchTrainArgs {
+                model,
+                dtype,
+                device,
                 batch,
                 seq,
                 steps,
@@ -454,9 +482,7 @@ fn run(cli: Cli) -> anyhow::Result<Outcome> {
                 }
             }
             let cancel = valley_harness::interrupt::on_ctrl_c();
-            let jobs = jobs.unwrap_or_else(|| {
-                std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-            });
+            let jobs = jobs.unwrap_or(1);
             let options = commands::RunOptions {
                 dry_run,
                 force,

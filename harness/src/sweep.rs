@@ -1,7 +1,8 @@
 //! The sweep runner behind `valley experiment NAME`: for each cell (arm × size × seed) sample →
 //! train → evaluate → record, with the arm's student evaluated as size 0.
 //!
-//! Cells run in parallel up to `jobs`. A cell that fails is recorded as failed with its error
+//! Cells run in parallel up to `jobs`, the largest first (so the longest cells do not start
+//! last and run alone). A cell that fails is recorded as failed with its error
 //! (`error.txt`, the run's `valley.error` tag) and the others go on. Ctrl-C (the shared cancel
 //! flag) stops the running cells at their next step: their runs are marked killed, their
 //! checkpoints kept, and a rerun resumes them. A finished cell (same key, same config hash, its
@@ -68,6 +69,20 @@ pub struct Sweep<'a> {
     pub jobs: usize,
     /// Stop each cell after sampling (no training, no evaluation).
     pub sample_only: bool,
+    /// One lock per base-model evaluation cache, so that parallel size-0 cells of one student
+    /// evaluate it once and the others read the cache.
+    pub base_evals: BaseEvalLocks,
+}
+
+/// Locks of the base-model evaluation caches by directory ([`Sweep::base_evals`]).
+pub type BaseEvalLocks = Mutex<BTreeMap<PathBuf, Arc<Mutex<()>>>>;
+
+/// The order cells start in: larger subsets first (they take longest), the plan's order among
+/// equals.
+fn dispatch_order(cells: &[PlannedCell]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..cells.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cells[i].cell.size));
+    order
 }
 
 enum CellEnd {
@@ -90,19 +105,20 @@ impl Sweep<'_> {
         write_json(&root.join("experiment.json"), &exp_record(exp))?;
         let progress = SweepProgress::new(self.plan.cells.len());
         let next = AtomicUsize::new(0);
+        let order = dispatch_order(&self.plan.cells);
         let fatal: Mutex<Option<Error>> = Mutex::new(None);
         let (tx, rx) = mpsc::channel::<(String, CellEnd)>();
         let mut summary = SweepSummary::default();
         std::thread::scope(|scope| {
             for _ in 0..self.jobs.max(1).min(self.plan.cells.len().max(1)) {
                 let tx = tx.clone();
-                let (next, fatal, progress) = (&next, &fatal, &progress);
+                let (next, order, fatal, progress) = (&next, &order, &fatal, &progress);
                 scope.spawn(move || loop {
                     if self.cancel.load(Ordering::SeqCst) {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(planned) = self.plan.cells.get(i) else {
+                    let Some(planned) = order.get(i).and_then(|&i| self.plan.cells.get(i)) else {
                         break;
                     };
                     match self.cell(planned, progress) {
@@ -341,6 +357,13 @@ impl Sweep<'_> {
                 .unwrap_or(&checkpoint)
                 .join(format!("eval-{}", &key[..12]))
         });
+        let lock = cache.as_ref().map(|c| {
+            let mut locks = self.base_evals.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(locks.entry(c.clone()).or_default())
+        });
+        let _evaluating = lock
+            .as_ref()
+            .map(|l| l.lock().unwrap_or_else(|e| e.into_inner()));
         let cached: Option<Vec<MetricPoint>> = cache
             .as_ref()
             .and_then(|c| std::fs::read_to_string(c.join("metrics.json")).ok())
@@ -556,6 +579,27 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn larger_cells_start_first_and_equals_keep_the_plan_order() {
+        let planned = |arm: &str, size: u64, seed: u64| PlannedCell {
+            cell: crate::experiment::Cell {
+                arm: arm.into(),
+                size,
+                seed,
+            },
+            key: format!("{arm}-n{size}-s{seed}"),
+            pool: 100,
+        };
+        let cells = [
+            planned("a", 0, 1),
+            planned("a", 30, 1),
+            planned("a", 300, 1),
+            planned("a", 30, 2),
+            planned("a", 300, 2),
+        ];
+        assert_eq!(dispatch_order(&cells), [2, 4, 1, 3, 0]);
+    }
 
     #[test]
     fn evaluator_metrics_fill_the_report_fields() {

@@ -1,7 +1,8 @@
 //! Process settings that tensor work in plugins needs, applied once at start by the `valley`
 //! binary (plugins are loaded into its process and share its C allocator and environment).
 
-/// Sets rayon's thread count when unset, and keeps freed tensor buffers in glibc's heap.
+/// Sets rayon's thread count to `threads` unless `RAYON_NUM_THREADS` is set, and keeps freed
+/// tensor buffers in glibc's heap.
 ///
 /// - candle's CPU kernels read /proc/cpuinfo on every matrix product unless `RAYON_NUM_THREADS`
 ///   is set (measured: single-sequence generation ~3× faster with it set).
@@ -13,10 +14,9 @@
 ///   same loss (BENCHMARKS.md).
 ///
 /// Call it before any other thread starts (it writes the environment).
-pub fn configure() {
+pub fn configure(threads: usize) {
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        std::env::set_var("RAYON_NUM_THREADS", threads.max(1).to_string());
     }
     keep_freed_memory();
 }

@@ -1,11 +1,15 @@
-//! From the ordered training file to token batches: the ChatML template, the loss mask (assistant
-//! turn only, or all tokens), truncation at the maximum length (counted), and batching by padding
-//! or packing. The order of the file is the curriculum and is kept.
+//! From the ordered training file to token batches: the chat template (ChatML, or the starting
+//! checkpoint's own), the loss mask (assistant turn only, or all tokens), truncation at the maximum
+//! length (counted), and batching by padding or packing. The order of the file is the curriculum
+//! and is kept.
 
 use std::path::Path;
 
 use serde::Deserialize;
-use valley_lm::tokenizer::Tokenizer;
+use valley_lm::{
+    chat_template::{ChatTemplate, ChatTemplateError},
+    tokenizer::Tokenizer,
+};
 
 /// One training example after tokenization: input ids, next-token targets and loss weights.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,7 +64,43 @@ pub fn tokenize(
     assistant_only: bool,
 ) -> (Sequence, bool) {
     let (prompt, answer) = chat_turns(problem, response);
-    let (prompt, answer) = (tok.encode(&prompt), tok.encode(&answer));
+    tokenize_turns(tok, &prompt, &answer, max_length, assistant_only)
+}
+
+/// Tokenizes one pair with `template` (the problem as the user turn, no system message); returns
+/// the sequence and whether it was cut. With [`ChatTemplate::ChatMl`] it is [`tokenize`].
+///
+/// # Errors
+/// The template's error (naming where it came from) when it fails to render or its prompt is
+/// not a prefix of the whole conversation.
+pub fn tokenize_with(
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+    problem: &str,
+    response: &str,
+    max_length: usize,
+    assistant_only: bool,
+) -> Result<(Sequence, bool), ChatTemplateError> {
+    let (prompt, answer) = template.turns(None, problem, response)?;
+    Ok(tokenize_turns(
+        tok,
+        &prompt,
+        &answer,
+        max_length,
+        assistant_only,
+    ))
+}
+
+/// Tokenizes a rendered prompt and answer: the loss covers the answer (or everything), the
+/// sequence is cut at `max_length + 1` tokens.
+fn tokenize_turns(
+    tok: &Tokenizer,
+    prompt: &str,
+    answer: &str,
+    max_length: usize,
+    assistant_only: bool,
+) -> (Sequence, bool) {
+    let (prompt, answer) = (tok.encode(prompt), tok.encode(answer));
     let mut ids = prompt.clone();
     ids.extend_from_slice(&answer);
     let mut counts: Vec<f32> = vec![if assistant_only { 0.0 } else { 1.0 }; prompt.len()];
@@ -180,6 +220,39 @@ mod tests {
         let (all, _) = tokenize(&tok, "hi", "ok", 100, false);
         assert!(all.weights.iter().all(|w| *w == 1.0));
         assert_eq!(seq.inputs.len(), seq.targets.len());
+    }
+
+    #[test]
+    fn a_checkpoints_template_puts_its_end_of_turn_in_the_loss() {
+        let tok = Tokenizer::default();
+        let template = ChatTemplate::Jinja(
+            valley_lm::chat_template::JinjaTemplate::new(
+                "{% for m in messages %}<|im_start|>{{ m.role }}:{{ m.content }}{% if m.role == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant:{% endif %}".into(),
+                "test",
+                None,
+                Some("<|endoftext|>".into()),
+            )
+            .unwrap(),
+        );
+        let (seq, cut) = tokenize_with(&tok, &template, "hi", "ok", 100, true).unwrap();
+        assert!(!cut);
+        let weighted: Vec<u32> = seq
+            .targets
+            .iter()
+            .zip(&seq.weights)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(tok.decode(&weighted), "ok<|endoftext|>");
+        assert_eq!(
+            tok.decode(&seq.inputs[..seq.inputs.len() - 2]),
+            "<|im_start|>user:hi<|im_start|>assistant:"
+        );
+        // ChatML through the template type is byte for byte the plain path.
+        assert_eq!(
+            tokenize_with(&tok, &ChatTemplate::ChatMl, "hi", "ok", 100, true).unwrap(),
+            tokenize(&tok, "hi", "ok", 100, true)
+        );
     }
 
     #[test]

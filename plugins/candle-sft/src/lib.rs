@@ -4,6 +4,7 @@
 //! step, and returns the final checkpoint in the Hugging Face layout.
 
 pub mod data;
+pub mod template_setting;
 pub mod tokenizer_setting;
 pub mod train;
 
@@ -23,6 +24,9 @@ impl TrainerPlugin for CandleSft {
     const RESUMES: bool = true;
 
     fn new(config: SftConfig) -> Result<Self, PluginError> {
+        config
+            .chat_template
+            .parse::<template_setting::TemplateSetting>()?;
         Ok(Self(config))
     }
 

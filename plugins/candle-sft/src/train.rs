@@ -12,6 +12,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 use valley_lm::{
+    chat_template::ChatTemplate,
     checkpoint,
     init::init_varmap,
     loss::weighted_cross_entropy,
@@ -22,8 +23,8 @@ use valley_lm::{
 use valley_plugin_api::{Host, MetricPoint, PluginError};
 
 use crate::{
-    data::{pack, pad, read_pairs, tokenize, Batch, Sequence},
-    tokenizer_setting,
+    data::{pack, pad, read_pairs, tokenize_with, Batch, Sequence},
+    template_setting, tokenizer_setting,
 };
 
 /// The trainer's configuration. The paper's settings: `lr = 8e-5`, `warmup_ratio = 0.1`,
@@ -31,7 +32,9 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftConfig {
-    /// `small` (the from-scratch CPU student), or a checkpoint directory in the Hugging Face layout.
+    /// `small` (the from-scratch CPU student), a checkpoint directory in the Hugging Face layout,
+    /// or a `config.json` file: a from-scratch model of that shape (e.g. Qwen2-0.5B's, for
+    /// `valley bench train --model`).
     pub model: String,
     /// Seed of the from-scratch initialisation.
     pub init_seed: u64,
@@ -60,8 +63,10 @@ pub struct SftConfig {
     pub grad_clip: f64,
     /// AdamW.
     pub adamw: AdamWParams,
-    /// `f32` or `bf16`.
+    /// `f32` or `bf16` (bf16 is meant for CUDA).
     pub dtype: String,
+    /// `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
+    pub device: String,
     /// Save a resumable checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
     /// Resumable checkpoints kept (the newest).
@@ -74,6 +79,10 @@ pub struct SftConfig {
     /// default the job's training file. Point every arm of an experiment at the same file so
     /// that they share one vocabulary.
     pub tokenizer_corpus: Option<PathBuf>,
+    /// `auto` (the starting checkpoint's own chat template when it has one, else ChatML) or
+    /// `chatml`. Checkpoints carry the template in `tokenizer_config.json`, so the evaluator
+    /// prompts with the one the model was trained with.
+    pub chat_template: String,
 }
 
 impl Default for SftConfig {
@@ -94,10 +103,12 @@ impl Default for SftConfig {
             grad_clip: 1.0,
             adamw: AdamWParams::default(),
             dtype: "f32".into(),
+            device: "cpu".into(),
             checkpoint_every: 0,
             keep_checkpoints: 2,
             tokenizer: "byte".into(),
             tokenizer_corpus: None,
+            chat_template: "auto".into(),
         }
     }
 }
@@ -187,7 +198,7 @@ pub fn train(
             )))
         }
     };
-    let device = Device::Cpu;
+    let device = valley_lm::device::open(&cfg.device).map_err(PluginError::invalid_config)?;
     // The tokenizer travels with the weights: a checkpoint's own, else the configured one.
     let tok = tokenizer_setting::resolve(
         &cfg.tokenizer,
@@ -195,6 +206,7 @@ pub fn train(
         &cfg.model,
         resume,
     )?;
+    let template = template_setting::resolve(&cfg.chat_template, &cfg.model, resume)?;
     let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
     let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
     if pairs.is_empty() {
@@ -207,11 +219,12 @@ pub fn train(
     let seqs: Vec<Sequence> = pairs
         .iter()
         .map(|(p, r)| {
-            let (s, cut) = tokenize(&tok, p, r, cfg.max_length, cfg.assistant_only);
+            let (s, cut) = tokenize_with(&tok, &template, p, r, cfg.max_length, cfg.assistant_only)
+                .map_err(PluginError::invalid_input)?;
             truncated += usize::from(cut);
-            s
+            Ok(s)
         })
-        .collect();
+        .collect::<Result<_, PluginError>>()?;
     // A sequence cut before its answer teaches nothing under the assistant-only loss; when every
     // one is, training would take steps that change nothing. Say so instead.
     let without_loss = seqs
@@ -221,11 +234,10 @@ pub fn train(
     if without_loss == seqs.len() {
         let longest = pairs
             .iter()
-            .map(|(p, r)| {
-                tokenize(&tok, p, r, usize::MAX - 1, cfg.assistant_only)
-                    .0
-                    .inputs
-                    .len()
+            .filter_map(|(p, r)| {
+                tokenize_with(&tok, &template, p, r, usize::MAX - 1, cfg.assistant_only)
+                    .ok()
+                    .map(|(s, _)| s.inputs.len())
             })
             .max()
             .unwrap_or(0);
@@ -241,6 +253,11 @@ pub fn train(
         (Some(dir), _) => checkpoint::load_varmap(dir, dtype, &device).map_err(fail)?,
         (None, "small") => {
             let m = ModelConfig::small(tok.vocab_size());
+            let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
+            (m, vm)
+        }
+        (None, file) if Path::new(file).is_file() => {
+            let m = ModelConfig::from_json_file(Path::new(file)).map_err(fail)?;
             let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
             (m, vm)
         }
@@ -357,7 +374,7 @@ pub fn train(
         host.progress(state.step, total, format!("loss {loss_sum:.4}"));
         if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.step < total
         {
-            save_resumable(out, &tok, &model_cfg, &varmap, &opt, &state)?;
+            save_resumable(out, &tok, &template, &model_cfg, &varmap, &opt, &state)?;
             prune(out, cfg.keep_checkpoints)?;
         }
     }
@@ -371,6 +388,7 @@ pub fn train(
     let final_dir = out.join("final");
     checkpoint::save(&final_dir, &model_cfg, &varmap).map_err(fail)?;
     tok.save(&final_dir).map_err(fail)?;
+    template.save(&final_dir).map_err(fail)?;
     Ok(TrainSummary {
         steps: state.step,
         sequences: seqs.len(),
@@ -386,6 +404,7 @@ pub fn train(
 fn save_resumable(
     out: &Path,
     tok: &Tokenizer,
+    template: &ChatTemplate,
     model_cfg: &ModelConfig,
     varmap: &VarMap,
     opt: &AdamW,
@@ -398,6 +417,7 @@ fn save_resumable(
     let _ = std::fs::remove_dir_all(&tmp);
     checkpoint::save(&tmp, model_cfg, varmap).map_err(fail)?;
     tok.save(&tmp).map_err(fail)?;
+    template.save(&tmp).map_err(fail)?;
     let moments: HashMap<String, Tensor> = opt.state();
     candle_core::safetensors::save(&moments, tmp.join("optimizer.safetensors")).map_err(fail)?;
     std::fs::write(

@@ -367,3 +367,91 @@ fn steps_fixes_the_number_of_optimizer_steps() {
     .unwrap();
     assert_eq!(summary.steps, 7);
 }
+
+/// The chat template travels with the checkpoints: a from-scratch run saves ChatML (as its Jinja
+/// equivalent), a run started from a checkpoint holding Qwen2.5-Instruct's template (the
+/// valley-lm fixture) trains with it and saves it into every checkpoint, intermediate and final,
+/// and `chat_template = "chatml"` overrides it; an unknown value is refused naming the field.
+#[test]
+fn checkpoints_carry_the_chat_template_they_were_trained_with() {
+    use valley_lm::chat_template::{ChatTemplate, CHATML_JINJA};
+    let dir = tempfile::tempdir().unwrap();
+    let data = fixture(dir.path(), 4);
+    let cfg = SftConfig {
+        steps: Some(2),
+        micro_batch: 2,
+        global_batch: 2,
+        max_length: 256,
+        checkpoint_every: 1,
+        ..small(1, 1e-3)
+    };
+    let host = RecordingHost::default();
+    let template_of = |d: &Path| -> String {
+        let config: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(d.join("tokenizer_config.json")).unwrap(),
+        )
+        .unwrap();
+        config["chat_template"].as_str().unwrap().to_string()
+    };
+    let scratch = train(&cfg, &data, &dir.path().join("scratch"), None, &host.host()).unwrap();
+    assert_eq!(template_of(&scratch.checkpoint), CHATML_JINJA);
+
+    // A starting checkpoint with Qwen2.5-Instruct's tokenizer_config.json.
+    let qwen = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../lm/tests/fixtures/chat_templates/qwen2.5-instruct/tokenizer_config.json");
+    let start = dir.path().join("start");
+    std::fs::create_dir_all(&start).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(scratch.checkpoint.join(f), start.join(f)).unwrap();
+    }
+    std::fs::copy(&qwen, start.join("tokenizer_config.json")).unwrap();
+    let qwen_template = ChatTemplate::from_dir(&start).unwrap();
+    let from_qwen = SftConfig {
+        model: start.display().to_string(),
+        ..cfg.clone()
+    };
+    let out = dir.path().join("qwen");
+    let summary = train(&from_qwen, &data, &out, None, &host.host()).unwrap();
+    let intermediate = out.join("checkpoints/step-00000001");
+    for d in [&summary.checkpoint, &intermediate] {
+        assert_eq!(
+            template_of(d),
+            qwen_template.jinja_source(),
+            "{}",
+            d.display()
+        );
+        let back = ChatTemplate::from_dir(d).unwrap();
+        assert_eq!(
+            back.turns(None, "q", "a").unwrap(),
+            qwen_template.turns(None, "q", "a").unwrap()
+        );
+        assert!(back
+            .turns(None, "q", "a")
+            .unwrap()
+            .0
+            .contains("You are Qwen, created by Alibaba Cloud."));
+    }
+
+    let chatml = SftConfig {
+        chat_template: "chatml".into(),
+        ..from_qwen.clone()
+    };
+    let forced = train(
+        &chatml,
+        &data,
+        &dir.path().join("chatml"),
+        None,
+        &host.host(),
+    )
+    .unwrap();
+    assert_eq!(template_of(&forced.checkpoint), CHATML_JINJA);
+
+    let bad = SftConfig {
+        chat_template: "qwen".into(),
+        ..from_qwen
+    };
+    let e = train(&bad, &data, &dir.path().join("bad"), None, &host.host())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("chat_template `qwen`"), "{e}");
+}

@@ -1,5 +1,6 @@
-//! `code-exec`: the evaluator plugin. It loads a `valley-lm` checkpoint and its tokenizer, builds
-//! a prompt per problem ([`prompt`]), generates `n` samples per problem in length-sorted batches
+//! `code-exec`: the evaluator plugin. It loads a `valley-lm` checkpoint, its tokenizer and its chat
+//! template (the one `candle-sft` saved, ChatML when there is none), builds a prompt per problem
+//! ([`prompt`]), generates `n` samples per problem in length-sorted batches
 //! with a KV cache ([`valley_lm::generate`]), extracts the last fenced code block of each
 //! response and judges it in the host's sandbox with LiveCodeBench's rules ([`score`], through
 //! `valley-judge`), and returns pass@k, pass@1 per difficulty and the paper's auxiliary metrics
@@ -23,7 +24,8 @@ pub use run::evaluate;
 #[serde(deny_unknown_fields, default)]
 pub struct CodeExecConfig {
     /// Prompt format: `plain` (the statement as the user turn, as the student is trained) or
-    /// `lcb` (LiveCodeBench's format).
+    /// `lcb` (LiveCodeBench's format, with its system message), rendered with the checkpoint's
+    /// chat template.
     pub prompt: PromptStyle,
     /// Tokens generated at most per sample (the paper's cap is ~32K; the CPU student's ~1K).
     pub max_new_tokens: usize,
@@ -49,6 +51,10 @@ pub struct CodeExecConfig {
     pub overall_timeout_s: f64,
     /// Python interpreter in the sandbox.
     pub python: String,
+    /// Where the model runs: `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
+    pub device: String,
+    /// Weights and activations: `f32`, or `bf16` (meant for CUDA).
+    pub dtype: String,
 }
 
 impl Default for CodeExecConfig {
@@ -67,6 +73,8 @@ impl Default for CodeExecConfig {
             test_timeout_s: 6.0,
             overall_timeout_s: 60.0,
             python: "/usr/bin/python3".into(),
+            device: "cpu".into(),
+            dtype: "f32".into(),
         }
     }
 }
@@ -96,6 +104,9 @@ impl CodeExecConfig {
         }
         if !(self.test_timeout_s > 0.0 && self.overall_timeout_s > 0.0) {
             return bad("test_timeout_s", "timeouts must be positive");
+        }
+        if !matches!(self.dtype.as_str(), "f32" | "bf16") {
+            return bad("dtype", "use f32 or bf16");
         }
         if self.temperature == 0.0 && self.n > 1 {
             return bad(

@@ -1,14 +1,17 @@
-//! Prompts: the problem as the user turn of a ChatML conversation, in one of two styles.
+//! Prompts: the problem as the user turn of a conversation rendered with the checkpoint's chat
+//! template ([`prompt_with`]; ChatML when the checkpoint has none, [`chat_prompt`]), so that a
+//! model is evaluated with the template `candle-sft` trained it with. Two styles:
 //!
-//! - `plain`: the statement alone (and HumanEval's prompt in a code block), exactly as the
-//!   `candle-sft` trainer formats its training examples, so the CPU student sees at evaluation
-//!   what it saw in training.
+//! - `plain`: the statement alone (and HumanEval's prompt in a code block) as the only (user)
+//!   turn, exactly as the `candle-sft` trainer formats its training examples, so the student sees
+//!   at evaluation what it saw in training.
 //! - `lcb`: LiveCodeBench's generic format (`lcb_runner/prompts/code_generation.py`): its system
-//!   prompt, `### Question:`, the stdin or starter-code format line with a code block, and
-//!   `### Answer:`.
+//!   prompt as the system message, then `### Question:`, the stdin or starter-code format line
+//!   with a code block, and `### Answer:`.
 
 use serde::{Deserialize, Serialize};
 use valley_judge::Problem;
+use valley_lm::chat_template::{ChatTemplate, ChatTemplateError};
 
 /// Which prompt format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -63,6 +66,23 @@ pub fn user_text(problem: &Problem, style: PromptStyle) -> String {
     }
 }
 
+/// The whole prompt rendered with `template`, ending where the assistant's answer starts: the
+/// user turn alone (`plain`) or after LiveCodeBench's system message (`lcb`).
+///
+/// # Errors
+/// The template's error, naming where it came from, when it fails to render.
+pub fn prompt_with(
+    template: &ChatTemplate,
+    problem: &Problem,
+    style: PromptStyle,
+) -> Result<String, ChatTemplateError> {
+    let system = match style {
+        PromptStyle::Plain => None,
+        PromptStyle::Lcb => Some(LCB_SYSTEM),
+    };
+    template.prompt(system, &user_text(problem, style))
+}
+
 /// The whole prompt in ChatML, ending where the assistant's answer starts.
 pub fn chat_prompt(problem: &Problem, style: PromptStyle) -> String {
     let user = user_text(problem, style);
@@ -103,6 +123,40 @@ mod tests {
         assert_eq!(
             chat_prompt(&problem(""), PromptStyle::Plain),
             "<|im_start|>user\nAdd two numbers.<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    /// ChatML through the template type is byte for byte [`chat_prompt`], in both styles.
+    #[test]
+    fn the_chatml_template_gives_the_chatml_prompt() {
+        for style in [PromptStyle::Plain, PromptStyle::Lcb] {
+            for p in [problem(""), problem("class Solution:\n    def f(self):")] {
+                assert_eq!(
+                    prompt_with(&ChatTemplate::ChatMl, &p, style).unwrap(),
+                    chat_prompt(&p, style)
+                );
+            }
+        }
+    }
+
+    /// A checkpoint's own template renders the system message (lcb) and the user turn.
+    #[test]
+    fn a_checkpoints_template_is_used() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("tokenizer_config.json"),
+            r#"{"chat_template": "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"}"#,
+        )
+        .unwrap();
+        let t = ChatTemplate::from_dir(dir.path()).unwrap();
+        assert_eq!(
+            prompt_with(&t, &problem(""), PromptStyle::Plain).unwrap(),
+            "<user>Add two numbers.</user><assistant>"
+        );
+        let lcb = prompt_with(&t, &problem(""), PromptStyle::Lcb).unwrap();
+        assert!(
+            lcb.starts_with(&format!("<system>{LCB_SYSTEM}</system><user>### Question:")),
+            "{lcb}"
         );
     }
 

@@ -8,10 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use candle_core::{DType, Device};
+use candle_core::DType;
 use serde::Serialize;
 use valley_judge::{problem::parse_problems, JudgeConfig, Judged, Problem};
 use valley_lm::{
+    chat_template::ChatTemplate,
     checkpoint::load_for_inference,
     generate::{generate_batch, plan_batches, GenerationConfig, SeqRng},
     tokenizer::Tokenizer,
@@ -21,7 +22,7 @@ use valley_plugin_api::prelude::*;
 
 use crate::{
     metrics::{compute, SampleFacts},
-    prompt::chat_prompt,
+    prompt::prompt_with,
     score::{has_code_block, score, HostRunner},
     CodeExecConfig,
 };
@@ -88,7 +89,13 @@ pub fn evaluate(
     if config.limit > 0 {
         problems.truncate(config.limit);
     }
-    let (model_cfg, vb) = load_for_inference(checkpoint, DType::F32, &Device::Cpu)
+    let device = valley_lm::device::open(&config.device).map_err(PluginError::invalid_config)?;
+    let dtype = if config.dtype == "bf16" {
+        DType::BF16
+    } else {
+        DType::F32
+    };
+    let (model_cfg, vb) = load_for_inference(checkpoint, dtype, &device)
         .map_err(|e| failed("loading the checkpoint", e))?;
     let model = Decoder::new(&model_cfg, &vb).map_err(|e| failed("building the model", e))?;
     let tok = Tokenizer::from_dir(checkpoint).map_err(|e| failed("loading the tokenizer", e))?;
@@ -102,14 +109,21 @@ pub fn evaluate(
             ),
         ));
     }
+    // The template the checkpoint was trained with (candle-sft saves it), ChatML without one.
+    let template =
+        ChatTemplate::from_dir(checkpoint).map_err(|e| failed("loading the chat template", e))?;
+    let mut stop_tokens: Vec<u32> = ["<|im_end|>", "<|endoftext|>"]
+        .into_iter()
+        .chain(template.eos_token())
+        .filter_map(|s| tok.special(s))
+        .collect();
+    stop_tokens.sort_unstable();
+    stop_tokens.dedup();
     let gen = GenerationConfig {
         max_new_tokens: config.max_new_tokens,
         temperature: config.temperature,
         top_p: config.top_p,
-        stop_tokens: ["<|im_end|>", "<|endoftext|>"]
-            .iter()
-            .filter_map(|s| tok.special(s))
-            .collect(),
+        stop_tokens,
     };
     let judge_config = JudgeConfig {
         python: config.python.clone(),
@@ -119,8 +133,9 @@ pub fn evaluate(
     };
     let prompts: Vec<String> = problems
         .iter()
-        .map(|p| chat_prompt(p, config.prompt))
-        .collect();
+        .map(|p| prompt_with(&template, p, config.prompt))
+        .collect::<Result<_, _>>()
+        .map_err(|e| failed("rendering the prompt", e))?;
     let encoded: Vec<Vec<u32>> = prompts.iter().map(|p| tok.encode(p)).collect();
     // Sequence s is sample s % n of problem s / n.
     let n = config.n;

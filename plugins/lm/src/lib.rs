@@ -9,8 +9,10 @@
 //! Weights use the Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, …) so that
 //! checkpoints load from and save to the layout other tools read.
 
+pub mod chat_template;
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod generate;
 pub mod gguf;
 pub mod init;
