@@ -240,19 +240,7 @@ fn run_ours(
     out_dir: &Path,
     cancel: Arc<AtomicBool>,
 ) -> Result<(Measurement, PathBuf, PathBuf)> {
-    let discovery = search.discover();
-    let lib = discovery
-        .find(&args.trainer)
-        .ok_or_else(|| Error::PluginNotFound {
-            slot: "--trainer".into(),
-            plugin: args.trainer.clone(),
-            searched: search
-                .dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let lib = search.find_plugin("--trainer", &args.trainer)?;
     let model = match args.model.as_str() {
         "small" => "small".to_string(),
         file => std::path::absolute(file)

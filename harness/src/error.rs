@@ -100,6 +100,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::PluginNotFound`] for `plugin` in `slot`, listing the directories searched.
+    pub fn plugin_not_found(slot: &str, plugin: &str, searched: &[PathBuf]) -> Self {
+        Self::PluginNotFound {
+            slot: slot.to_string(),
+            plugin: plugin.to_string(),
+            searched: searched
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

@@ -118,19 +118,7 @@ pub fn eval(
     cancel: Arc<AtomicBool>,
     out: &mut impl Write,
 ) -> Result<Outcome> {
-    let discovery = search.discover();
-    let lib = discovery
-        .find(&args.evaluator)
-        .ok_or_else(|| Error::PluginNotFound {
-            slot: "--evaluator".into(),
-            plugin: args.evaluator.clone(),
-            searched: search
-                .dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })?;
+    let lib = search.find_plugin("--evaluator", &args.evaluator)?;
     let config = config_from_overrides(&args.overrides)?;
     let out_dir = args
         .out
@@ -140,7 +128,7 @@ pub fn eval(
         eprintln!("eval: {}/{} {}", p.done, p.total, p.message);
     }));
     let result = evaluate(
-        lib,
+        &lib,
         &config,
         &args.checkpoint,
         &args.problems,

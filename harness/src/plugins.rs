@@ -532,6 +532,18 @@ pub struct PluginSearch {
 const FIXTURE_PREFIX: &str = "valley_fixture_";
 
 impl PluginSearch {
+    /// The library that provides plugin `name` for `slot` (a command-line option or an
+    /// experiment-file key, named in the error).
+    ///
+    /// # Errors
+    /// [`Error::PluginNotFound`] listing the directories searched.
+    pub fn find_plugin(&self, slot: &str, name: &str) -> Result<PluginLibrary> {
+        self.discover()
+            .find(name)
+            .cloned()
+            .ok_or_else(|| Error::plugin_not_found(slot, name, &self.dirs))
+    }
+
     /// The default search: `VALLEY_PLUGIN_PATH` (colon-separated), then the directory of the
     /// running `valley` binary (`target/<profile>/` when run from the workspace), then
     /// `target/<profile>/` of the workspace around the current directory.

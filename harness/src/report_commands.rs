@@ -7,7 +7,7 @@
 //! or, with `--from-mlflow` (or when there is no run directory, on another machine), from the
 //! tracking server: the newest finished child run of each cell and its `result.json` artifact.
 
-use std::{io::Write, path::Path};
+use std::{collections::BTreeSet, io::Write, path::Path};
 
 use valley_reports::{CellRecord, ExperimentRecord, RunRecords};
 
@@ -46,12 +46,13 @@ pub fn experiment_record(exp: &Experiment) -> ExperimentRecord {
 
 /// Reads the cells of an experiment's run directory: finished cells from `result.json`, failed
 /// ones from `error.txt` (with the cell's arm, size and seed from `config.json`). Cells that
-/// never ran (no `config.json`) or were stopped are left out.
+/// never ran (no `config.json`) or were stopped are left out, and so are cells that are not in
+/// `keys` when it is given (directories left by an earlier version of the experiment file).
 ///
 /// # Errors
 /// [`Error::Config`] when the run directory does not exist; a `result.json` that does not parse
 /// is an error naming the file.
-pub fn read_cells(runs_dir: &Path) -> Result<Vec<CellRecord>> {
+pub fn read_cells(runs_dir: &Path, keys: Option<&BTreeSet<String>>) -> Result<Vec<CellRecord>> {
     let entries = std::fs::read_dir(runs_dir).map_err(|e| {
         Error::Config(format!(
             "{}: {e} — run the experiment first (`valley experiment NAME`)",
@@ -61,6 +62,12 @@ pub fn read_cells(runs_dir: &Path) -> Result<Vec<CellRecord>> {
     let mut dirs: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.join("config.json").is_file())
+        .filter(|p| {
+            keys.is_none_or(|keys| {
+                p.file_name()
+                    .is_some_and(|n| keys.contains(n.to_string_lossy().as_ref()))
+            })
+        })
         .collect();
     dirs.sort();
     let mut cells = Vec::new();
@@ -105,7 +112,7 @@ pub fn write_experiment_report(
     dir: &Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let cells = read_cells(&exp.runs_dir())?;
+    let cells = read_cells(&exp.runs_dir(), Some(&cell_keys(exp)))?;
     write_report_of(exp, cells, session, dir, out)
 }
 
@@ -182,12 +189,22 @@ pub fn headline(record: &ExperimentRecord, cells: &[CellRecord]) -> String {
     )
 }
 
-/// The cells of an experiment as MLflow holds them: for each cell key, the newest finished child
+/// The keys of the cells the experiment file defines now.
+pub fn cell_keys(exp: &Experiment) -> BTreeSet<String> {
+    exp.cells().iter().map(|c| c.key()).collect()
+}
+
+/// The cells of an experiment as MLflow holds them: for each cell key (of `keys` when given:
+/// runs of cells the experiment file no longer defines are left out), the newest finished child
 /// run (its `result.json` artifact), else the newest failed one (its `valley.error` tag).
 ///
 /// # Errors
 /// Transport and API errors; a finished run without a readable `result.json`.
-pub fn read_cells_from_mlflow(client: &MlflowClient, experiment: &str) -> Result<Vec<CellRecord>> {
+pub fn read_cells_from_mlflow(
+    client: &MlflowClient,
+    experiment: &str,
+    keys: Option<&BTreeSet<String>>,
+) -> Result<Vec<CellRecord>> {
     let id = client.experiment_id(experiment)?.ok_or_else(|| {
         Error::Config(format!(
             "MLflow at {} has no experiment `{experiment}`",
@@ -204,6 +221,9 @@ pub fn read_cells_from_mlflow(client: &MlflowClient, experiment: &str) -> Result
         let Some(key) = run.tag("valley.cell_key").map(str::to_owned) else {
             continue;
         };
+        if keys.is_some_and(|keys| !keys.contains(&key)) {
+            continue;
+        }
         if newest.get(&key).is_none_or(|old| rank(&run) > rank(old)) {
             newest.insert(key, run);
         }
@@ -263,7 +283,7 @@ pub fn report(
         .experiment_name
         .clone()
         .unwrap_or_else(|| exp.name.clone());
-    let cells = read_cells_from_mlflow(&client, &name)?;
+    let cells = read_cells_from_mlflow(&client, &name, Some(&cell_keys(&exp)))?;
     let _ = writeln!(out, "runs: MLflow at {uri}, experiment `{name}`");
     write_report_of(&exp, cells, None, dir, out)
 }
@@ -299,5 +319,29 @@ mod tests {
             headline(&exp, &cells),
             "headline: pass@1 at size 20, mean over seeds: base 0.150, random 0.250 (n=2), easy-first 0.400 (n=1)"
         );
+    }
+
+    #[test]
+    fn cells_the_experiment_no_longer_defines_are_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        for (key, arm, size) in [
+            ("random-n500-s1", "random", 500),
+            ("random-n200-s1", "random", 200),
+        ] {
+            let cell = dir.path().join(key);
+            std::fs::create_dir(&cell).unwrap();
+            std::fs::write(cell.join("config.json"), "{}").unwrap();
+            let record = CellRecord::finished(arm, size, 1);
+            std::fs::write(
+                cell.join("result.json"),
+                serde_json::to_vec(&record).unwrap(),
+            )
+            .unwrap();
+        }
+        assert_eq!(read_cells(dir.path(), None).unwrap().len(), 2);
+        let keys = BTreeSet::from(["random-n500-s1".to_string()]);
+        let kept = read_cells(dir.path(), Some(&keys)).unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].size, 500);
     }
 }

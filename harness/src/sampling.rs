@@ -79,16 +79,7 @@ impl PluginRegistry {
             .find(|p| p.name() == spec.plugin)
             .or_else(|| self.discovery.find(&spec.plugin))
             .cloned()
-            .ok_or_else(|| Error::PluginNotFound {
-                slot: slot.to_string(),
-                plugin: spec.plugin.clone(),
-                searched: self
-                    .searched
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+            .ok_or_else(|| Error::plugin_not_found(slot, &spec.plugin, &self.searched))
     }
 
     /// Builds the samplers of an arm, checking kind and role of each.
