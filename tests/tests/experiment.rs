@@ -66,13 +66,13 @@ fn cell_dir(runs: &Path, exp: &str, key: &str) -> PathBuf {
 }
 
 #[test]
-fn dry_run_plans_nine_cells_and_writes_nothing() {
+fn dry_run_plans_every_cell_and_writes_nothing() {
     let runs = tempfile::tempdir().unwrap();
     let out = experiment("easy-first", runs.path(), &["--dry-run"]);
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("9 cells = 3 arms × 1 sizes × 3 seeds"),
+        text.contains("18 cells = 3 arms × 2 sizes × 3 seeds"),
         "{}",
         show(&out)
     );
@@ -113,7 +113,7 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     let text = stdout(&out);
     assert!(
         text.contains(&format!(
-            "9 cells written, 0 base, 0 failed, under {}",
+            "9 cells written, 9 base, 0 failed, under {}",
             runs.path().join("easy-first").display()
         )),
         "{}",
@@ -128,7 +128,11 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     entries.sort();
     let mut expected_entries: Vec<String> = ARMS
         .iter()
-        .flat_map(|arm| SEEDS.iter().map(move |s| format!("{arm}-n500-s{s}")))
+        .flat_map(|arm| {
+            [0, 500]
+                .into_iter()
+                .flat_map(move |n| SEEDS.iter().map(move |s| format!("{arm}-n{n}-s{s}")))
+        })
         .chain(["experiment.json".to_string(), "tracking".to_string()])
         .collect();
     expected_entries.sort();
@@ -189,12 +193,19 @@ fn easy_first_writes_nine_reproducible_ordered_cells() {
     }
 
     // is the same. (The tracking logs under `tracking/` grow by design: one run per invocation.)
-    // Four files per cell (config.json, result.json, stages.json, train.jsonl), experiment.json.
+    // Four files per trained cell (config.json, result.json, stages.json, train.jsonl), two per
+    // base cell (config.json, result.json), experiment.json.
     let first = outputs(runs.path());
-    assert_eq!(first.len(), 9 * 4 + 1);
+    assert_eq!(first.len(), 9 * 4 + 9 * 2 + 1);
     let again = experiment("easy-first", runs.path(), &["--force"]);
     assert_code(&again, 0);
-    assert_eq!(stdout(&again), text);
+    // Cells run in parallel (one per core), so they end in any order: compare the lines.
+    let sorted = |t: &str| {
+        let mut lines: Vec<String> = t.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    };
+    assert_eq!(sorted(&stdout(&again)), sorted(&text));
     let second = outputs(runs.path());
     assert_eq!(
         first.keys().collect::<Vec<_>>(),
@@ -253,7 +264,7 @@ fn a_rerun_skips_finished_cells_and_redoes_changed_ones() {
         );
     }
     assert!(
-        text.contains("0 cells written, 3 skipped"),
+        text.contains("0 cells written, 6 skipped"),
         "{}",
         show(&again)
     );
@@ -270,14 +281,20 @@ fn a_rerun_skips_finished_cells_and_redoes_changed_ones() {
     );
     assert_code(&changed, 0);
     assert!(
-        stdout(&changed).contains("1 cells written, 2 skipped"),
+        // (the arm's base cell too: its config holds the arm's pipeline)
+        stdout(&changed)
+            .contains("1 cells written, 4 skipped (finished; --force redoes them), 1 base"),
         "{}",
         show(&changed)
     );
     // Each invocation is a parent run, each cell run a child run, all logged locally.
     let tracking = runs.path().join("easy-first").join("tracking");
     let dirs = std::fs::read_dir(&tracking).unwrap().count();
-    assert_eq!(dirs, 3 + 3 + 1, "3 parents, 3 first cells, 1 redone cell");
+    assert_eq!(
+        dirs,
+        3 + 6 + 2,
+        "3 parents, 6 first cells (3 trained, 3 base), 2 redone (the arm's trained and base cells)"
+    );
 }
 
 #[test]
@@ -473,7 +490,7 @@ fn an_environment_override_changes_the_seeds() {
     assert_code(&out, 0);
     let text = stdout(&out);
     assert!(
-        text.contains("6 cells = 3 arms × 1 sizes × 2 seeds"),
+        text.contains("12 cells = 3 arms × 2 sizes × 2 seeds"),
         "{}",
         show(&out)
     );
