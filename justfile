@@ -41,11 +41,11 @@ check:
     cargo clippy --workspace --all-targets -- -D warnings
     just test
 
-# The MLflow UI check: headless Chromium opens NAME's newest finished parent run, expands its child
+# The MLflow UI check: headless Chromium opens NAME's newest finished parent run (or PARENT), expands its child
 # runs and saves two screenshots under OUT (needs chromium and node; puppeteer-core goes in tests/ui).
-mlflow-screenshot NAME OUT="reports/results/ui": build
+mlflow-screenshot NAME OUT="reports/results/ui" PARENT="": build
     test -d tests/ui/node_modules/puppeteer-core || npm ci --prefix tests/ui --silent --no-audit --no-fund
-    node tests/ui/mlflow_screenshot.mjs "${MLFLOW_TRACKING_URI:-$(python3 -c 'import json; print(json.load(open(".valley/mlflow/server.json"))["uri"])')}" {{NAME}} {{OUT}}
+    node tests/ui/mlflow_screenshot.mjs "${MLFLOW_TRACKING_URI:-$(python3 -c 'import json; print(json.load(open(".valley/mlflow/server.json"))["uri"])')}" {{NAME}} {{OUT}} {{PARENT}}
 
 # Build the CUDA path (once: `bash ../shared/gpu/setup-cuda13.sh`; 20–35 min cold, never in CI) and
 # pack valley, the plugins and benches/gpu/check.sh into target/valley-gpu.tar.gz for a GPU machine.

@@ -5,10 +5,11 @@
 // tags), so the picture can be checked against it.
 //
 // Usage (see `just mlflow-screenshot`): node tests/ui/mlflow_screenshot.mjs URI EXPERIMENT OUTDIR
+// [PARENT_RUN_ID] (default: the newest finished parent run)
 import puppeteer from 'puppeteer-core';
 import { mkdirSync } from 'node:fs';
 
-const [uri, experiment, outDir] = process.argv.slice(2);
+const [uri, experiment, outDir, parentId] = process.argv.slice(2);
 if (!uri || !experiment || !outDir) {
   console.error('usage: mlflow_screenshot.mjs MLFLOW_URI EXPERIMENT OUTDIR');
   process.exit(2);
@@ -41,8 +42,11 @@ do {
   runs.push(...(r.runs || []));
   page_token = r.next_page_token;
 } while (page_token);
-const parent = runs.find((r) => !tag(r, 'mlflow.parentRunId') && r.info.status === 'FINISHED');
-if (!parent) throw new Error(`experiment ${experiment}: no finished parent run`);
+const parent = runs.find((r) =>
+  parentId
+    ? r.info.run_id === parentId
+    : !tag(r, 'mlflow.parentRunId') && r.info.status === 'FINISHED');
+if (!parent) throw new Error(`experiment ${experiment}: no ${parentId ? `run ${parentId}` : 'finished parent run'}`);
 const children = runs.filter((r) => tag(r, 'mlflow.parentRunId') === parent.info.run_id);
 
 mkdirSync(outDir, { recursive: true });
