@@ -107,6 +107,29 @@ fn errno() -> std::io::Error {
 
 /// Entry point of `valley __sandbox-init SPEC`; never returns.
 pub fn main(args: &[OsString]) -> ! {
+    // The host passes the status and control pipe ends under their own fd numbers (arguments 2
+    // and 3) so that it can spawn without fork; they move to STATUS_FD and CONTROL_FD before
+    // anything is written. Through copies above 10 first, so that the moves cannot clobber each
+    // other whatever the numbers are.
+    let fd_arg = |i: usize| -> Option<libc::c_int> { args.get(i)?.to_str()?.parse().ok() };
+    if let (Some(status), Some(control)) = (fd_arg(1), fd_arg(2)) {
+        // SAFETY: fcntl/dup2/close on fds this process inherited for this purpose, before any
+        // other thread exists.
+        unsafe {
+            let s = libc::fcntl(status, libc::F_DUPFD_CLOEXEC, 10);
+            let c = libc::fcntl(control, libc::F_DUPFD_CLOEXEC, 10);
+            if s < 0 || c < 0 {
+                std::process::exit(2);
+            }
+            libc::close(status);
+            libc::close(control);
+            if libc::dup2(s, STATUS_FD) < 0 || libc::dup2(c, CONTROL_FD) < 0 {
+                std::process::exit(2);
+            }
+            libc::close(s);
+            libc::close(c);
+        }
+    }
     let spec: InitSpec = match args
         .first()
         .ok_or_else(|| "missing SPEC argument".to_string())

@@ -7,7 +7,7 @@ use std::{
     io::{BufRead, BufReader, Write},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::{fs::PermissionsExt, process::CommandExt},
+        unix::fs::PermissionsExt,
     },
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -20,7 +20,7 @@ use std::{
 
 use super::{
     capture,
-    init::{self, Event, InitSpec, CONTROL_FD, STATUS_FD},
+    init::{self, Event, InitSpec},
     LayerStatus, Outcome, Property, Request, Result, SandboxConfig, SandboxError,
 };
 
@@ -55,6 +55,18 @@ impl Drop for Slot<'_> {
         free.push(self.index);
         self.sandbox.freed.notify_one();
     }
+}
+
+/// Held while a supervisor is spawned with inheritable pipe ends (see `run`).
+static SPAWN_LOCK: Mutex<()> = Mutex::new(());
+
+/// Clears `FD_CLOEXEC` on `fd`, so that the next spawned process inherits it.
+fn set_inheritable(fd: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: fcntl on an fd this function's caller owns.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -232,24 +244,29 @@ impl Sandbox {
         let mut cmd = Command::new(&self.config.init_program);
         cmd.arg(init::SUBCOMMAND)
             .arg(&spec_json)
+            .arg(status_w_raw.to_string())
+            .arg(control_r_raw.to_string())
             .env_clear()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: only async-signal-safe calls (fcntl, dup2) between fork and exec. The fds are
-        // first copied above 10 so that placing them on 3 and 4 cannot clobber each other.
-        unsafe {
-            cmd.pre_exec(move || {
-                let s = libc::fcntl(status_w_raw, libc::F_DUPFD_CLOEXEC, 10);
-                let c = libc::fcntl(control_r_raw, libc::F_DUPFD_CLOEXEC, 10);
-                if s < 0 || c < 0 || libc::dup2(s, STATUS_FD) < 0 || libc::dup2(c, CONTROL_FD) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // The supervisor inherits the two pipe ends under their own numbers (it moves them to
+        // STATUS_FD and CONTROL_FD itself), so the spawn needs no `pre_exec` and std uses
+        // posix_spawn (vfork-like) instead of fork: forking the host, whose heap holds the
+        // model (gigabytes), copied its page tables for every program judged (measured: 77 % of
+        // the evaluating process's CPU time in copy_page_range/unmap_page_range). The ends are
+        // made inheritable only while SPAWN_LOCK is held and closed here right after the spawn,
+        // so no other sandbox run's process can inherit them.
+        let spawned = {
+            let _spawning = SPAWN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+            let inheritable = set_inheritable(status_w_raw).and(set_inheritable(control_r_raw));
+            let spawned = inheritable.and_then(|()| cmd.spawn());
+            drop(status_w);
+            drop(control_r);
+            spawned
+        };
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| {
+        let mut child = spawned.map_err(|e| {
             SandboxError::io(
                 format!(
                     "starting the supervisor {}",
@@ -258,8 +275,6 @@ impl Sandbox {
                 e,
             )
         })?;
-        drop(status_w);
-        drop(control_r);
         let control = Arc::new(Mutex::new(Some(File::from(control_w))));
         let kill_run = {
             let control = Arc::clone(&control);
