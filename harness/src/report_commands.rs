@@ -168,9 +168,18 @@ pub fn headline(record: &ExperimentRecord, cells: &[CellRecord]) -> String {
             )
         })
     };
+    // One base when every arm starts from the same model; else each arm shows its own.
+    let bases: Vec<f64> = record
+        .arms
+        .iter()
+        .filter_map(|a| mean_of(Some(a), 0).map(|(m, _)| m))
+        .collect();
+    let shared_base = bases.windows(2).all(|w| (w[0] - w[1]).abs() < 1e-12);
     let mut parts = Vec::new();
-    if let Some((base, _)) = mean_of(None, 0) {
-        parts.push(format!("base {base:.3}"));
+    if shared_base {
+        if let Some((base, _)) = mean_of(None, 0) {
+            parts.push(format!("base {base:.3}"));
+        }
     }
     let Some(largest) = cells.iter().filter(|c| c.size > 0).map(|c| c.size).max() else {
         if parts.is_empty() {
@@ -180,7 +189,10 @@ pub fn headline(record: &ExperimentRecord, cells: &[CellRecord]) -> String {
     };
     for arm in &record.arms {
         if let Some((mean, n)) = mean_of(Some(arm), largest) {
-            parts.push(format!("{arm} {mean:.3} (n={n})"));
+            match mean_of(Some(arm), 0).filter(|_| !shared_base) {
+                Some((base, _)) => parts.push(format!("{arm} {mean:.3} (n={n}, base {base:.3})")),
+                None => parts.push(format!("{arm} {mean:.3} (n={n})")),
+            }
         }
     }
     format!(
@@ -318,6 +330,17 @@ mod tests {
         assert_eq!(
             headline(&exp, &cells),
             "headline: pass@1 at size 20, mean over seeds: base 0.150, random 0.250 (n=2), easy-first 0.400 (n=1)"
+        );
+        // Arms that start from different models show their own base, not a mean of the two.
+        let cells = [
+            cell("random", 0, 1, 0.15),
+            cell("random", 20, 1, 0.2),
+            cell("easy-first", 0, 1, 0.01),
+            cell("easy-first", 20, 1, 0.4),
+        ];
+        assert_eq!(
+            headline(&exp, &cells),
+            "headline: pass@1 at size 20, mean over seeds: random 0.200 (n=1, base 0.150), easy-first 0.400 (n=1, base 0.010)"
         );
     }
 
