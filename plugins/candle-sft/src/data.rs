@@ -204,19 +204,22 @@ pub fn pack(seqs: &[Sequence], len: usize, pad_id: u32) -> Batch {
 mod tests {
     use super::*;
 
+    /// The targets that count towards the loss.
+    fn weighted(seq: &Sequence) -> Vec<u32> {
+        seq.targets
+            .iter()
+            .zip(&seq.weights)
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
     #[test]
     fn assistant_only_mask_covers_the_answer_and_end_of_turn() {
         let tok = Tokenizer::default();
         let (seq, cut) = tokenize(&tok, "hi", "ok", 100, true);
         assert!(!cut);
-        let weighted: Vec<u32> = seq
-            .targets
-            .iter()
-            .zip(&seq.weights)
-            .filter(|(_, w)| **w > 0.0)
-            .map(|(t, _)| *t)
-            .collect();
-        assert_eq!(tok.decode(&weighted), "ok<|im_end|>\n");
+        assert_eq!(tok.decode(&weighted(&seq)), "ok<|im_end|>\n");
         let (all, _) = tokenize(&tok, "hi", "ok", 100, false);
         assert!(all.weights.iter().all(|w| *w == 1.0));
         assert_eq!(seq.inputs.len(), seq.targets.len());
@@ -236,14 +239,7 @@ mod tests {
         );
         let (seq, cut) = tokenize_with(&tok, &template, "hi", "ok", 100, true).unwrap();
         assert!(!cut);
-        let weighted: Vec<u32> = seq
-            .targets
-            .iter()
-            .zip(&seq.weights)
-            .filter(|(_, w)| **w > 0.0)
-            .map(|(t, _)| *t)
-            .collect();
-        assert_eq!(tok.decode(&weighted), "ok<|endoftext|>");
+        assert_eq!(tok.decode(&weighted(&seq)), "ok<|endoftext|>");
         assert_eq!(
             tok.decode(&seq.inputs[..seq.inputs.len() - 2]),
             "<|im_start|>user:hi<|im_start|>assistant:"
