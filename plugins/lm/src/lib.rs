@@ -4,7 +4,9 @@
 //! RMSNorm, SwiGLU, optional QKV bias, optional tied embeddings). Every op is composed from candle
 //! primitives that have a backward pass: candle 0.11's fused `softmax_last_dim`, `rms_norm`,
 //! `rope*` and `sdpa` silently return no gradient (DESIGN.md section 8), so none of them is used
-//! here, and `tests/gradients.rs` checks every parameter against finite differences.
+//! here, and `tests/gradients.rs` checks every parameter against finite differences. On the CPU
+//! the hot ops run as [`fused`] kernels with hand-written backward passes, tested against the
+//! composed ops and finite differences in `tests/fused.rs`.
 //!
 //! Weights use the Hugging Face names (`model.layers.0.self_attn.q_proj.weight`, …) so that
 //! checkpoints load from and save to the layout other tools read.
@@ -13,6 +15,7 @@ pub mod chat_template;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod init;

@@ -23,11 +23,17 @@ pub fn weighted_cross_entropy(
         other => other,
     };
     let logits = logits.reshape((b * t, v))?.to_dtype(dtype)?;
+    let w = weights.reshape(b * t)?.to_dtype(dtype)?;
+    if crate::fused::applies(&[&logits]) {
+        let total = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let loss = crate::fused::weighted_nll(&logits, &targets.reshape(b * t)?, &w)?.sum_all()?;
+        let loss = if total > 0.0 { (loss / total)? } else { loss };
+        return Ok((loss, total));
+    }
     let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
     let picked = log_probs
         .gather(&targets.reshape((b * t, 1))?, 1)?
         .squeeze(1)?;
-    let w = weights.reshape(b * t)?.to_dtype(dtype)?;
     let total = w.sum_all()?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
     let loss = (picked * &w)?.sum_all()?.neg()?;
     let loss = if total > 0.0 { (loss / total)? } else { loss };

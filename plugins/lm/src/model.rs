@@ -8,7 +8,9 @@ use candle_core::{DType, Device, Tensor, D};
 use candle_nn::VarBuilder;
 
 use crate::{
-    ops::{causal_mask, repeat_kv, rms_norm, rope, rope_tables, softmax_last},
+    fused,
+    fused::rms_norm,
+    ops::{causal_mask, repeat_kv, rope, rope_tables, softmax_last},
     ModelConfig, Result,
 };
 
@@ -40,7 +42,18 @@ pub fn parameter_shapes(cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
 }
 
 fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
-    let y = x.broadcast_matmul(&w.t()?)?;
+    // One 2-D matmul over every position (a broadcast matmul would run one per batch row and sum
+    // the weight's gradient over them in the backward pass).
+    let y = match *x.dims() {
+        [_, _] => x.matmul(&w.t()?)?,
+        ref dims => {
+            let cols = *dims.last().expect("a matrix or more");
+            let rows = x.elem_count() / cols.max(1);
+            let mut out = dims.to_vec();
+            *out.last_mut().expect("a matrix or more") = w.dim(0)?;
+            x.reshape((rows, cols))?.matmul(&w.t()?)?.reshape(out)?
+        }
+    };
     Ok(match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -291,6 +304,28 @@ impl Decoder {
             self.embed
                 .embedding(&ids.flatten_all()?)?
                 .reshape((b, t, self.cfg.hidden_size))?;
+        // Training and full recomputes on the CPU take the fused kernels (causal attention from
+        // position 0, no mask tensor); generation and other devices the composed ops.
+        if cache.is_none() && pad.is_none() && fused::applies(&[&x, &self.cos]) {
+            let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
+            for layer in &self.layers {
+                let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
+                x = (x + self.fused_attention(layer, &h, &cos, &sin)?)?;
+                let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
+                let mlp = fused::swiglu(
+                    &linear(&h, &layer.gate, None)?,
+                    &linear(&h, &layer.up, None)?,
+                )?;
+                x = (x + linear(&mlp, &layer.down, None)?)?;
+            }
+            let x = if last_only {
+                x.narrow(1, t - 1, 1)?.squeeze(1)?
+            } else {
+                x
+            };
+            let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
+            return linear(&x, &self.lm_head, None);
+        }
         let (cos, sin, mask) = match pad {
             None => (
                 self.cos.narrow(0, offset, t)?,
@@ -332,7 +367,10 @@ impl Decoder {
             let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
             x = (x + self.attention(layer, &h, &cos, &sin, &mask, slot)?)?;
             let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-            let mlp = (linear(&h, &layer.gate, None)?.silu()? * linear(&h, &layer.up, None)?)?;
+            let mlp = fused::swiglu(
+                &linear(&h, &layer.gate, None)?,
+                &linear(&h, &layer.up, None)?,
+            )?;
             x = (x + linear(&mlp, &layer.down, None)?)?;
         }
         let x = if last_only {
@@ -342,6 +380,31 @@ impl Decoder {
         };
         let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
         linear(&x, &self.lm_head, None)
+    }
+
+    /// Attention through the CPU kernels: projections stay `[b, t, heads, d]`, no transposes.
+    fn fused_attention(
+        &self,
+        layer: &Layer,
+        x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+    ) -> Result<Tensor> {
+        let (b, t, _) = x.dims3()?;
+        let (heads, kv_heads, d) = (
+            self.cfg.num_attention_heads,
+            self.cfg.kv_heads(),
+            self.cfg.head_dim(),
+        );
+        let q = linear(x, &layer.q.0, layer.q.1.as_ref())?.reshape((b, t, heads, d))?;
+        let k = linear(x, &layer.k.0, layer.k.1.as_ref())?.reshape((b, t, kv_heads, d))?;
+        let v = linear(x, &layer.v.0, layer.v.1.as_ref())?.reshape((b, t, kv_heads, d))?;
+        let out = fused::causal_attention(
+            &fused::rope_bthd(&q, cos, sin)?,
+            &fused::rope_bthd(&k, cos, sin)?,
+            &v,
+        )?;
+        linear(&out.reshape((b, t, heads * d))?, &layer.o, None)
     }
 
     fn attention(
