@@ -55,7 +55,7 @@ fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         }
     };
     Ok(match b {
-        Some(b) => y.broadcast_add(b)?,
+        Some(b) => fused::add_bias(&y, b)?,
         None => y,
     })
 }
@@ -312,10 +312,9 @@ impl Decoder {
                 let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
                 x = (x + self.fused_attention(layer, &h, &cos, &sin)?)?;
                 let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-                let mlp = fused::swiglu(
-                    &linear(&h, &layer.gate, None)?,
-                    &linear(&h, &layer.up, None)?,
-                )?;
+                // One matmul against the stacked [gate; up] weights.
+                let gate_up = Tensor::cat(&[&layer.gate, &layer.up], 0)?;
+                let mlp = fused::swiglu_packed(&linear(&h, &gate_up, None)?)?;
                 x = (x + linear(&mlp, &layer.down, None)?)?;
             }
             let x = if last_only {
@@ -367,10 +366,7 @@ impl Decoder {
             let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
             x = (x + self.attention(layer, &h, &cos, &sin, &mask, slot)?)?;
             let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-            let mlp = fused::swiglu(
-                &linear(&h, &layer.gate, None)?,
-                &linear(&h, &layer.up, None)?,
-            )?;
+            let mlp = (linear(&h, &layer.gate, None)?.silu()? * linear(&h, &layer.up, None)?)?;
             x = (x + linear(&mlp, &layer.down, None)?)?;
         }
         let x = if last_only {
@@ -382,7 +378,8 @@ impl Decoder {
         linear(&x, &self.lm_head, None)
     }
 
-    /// Attention through the CPU kernels: projections stay `[b, t, heads, d]`, no transposes.
+    /// Attention through the CPU kernels: one matmul against the stacked `[q; k; v]` weights,
+    /// whose output the kernel reads in place (no split, no transpose).
     fn fused_attention(
         &self,
         layer: &Layer,
@@ -396,14 +393,13 @@ impl Decoder {
             self.cfg.kv_heads(),
             self.cfg.head_dim(),
         );
-        let q = linear(x, &layer.q.0, layer.q.1.as_ref())?.reshape((b, t, heads, d))?;
-        let k = linear(x, &layer.k.0, layer.k.1.as_ref())?.reshape((b, t, kv_heads, d))?;
-        let v = linear(x, &layer.v.0, layer.v.1.as_ref())?.reshape((b, t, kv_heads, d))?;
-        let out = fused::causal_attention(
-            &fused::rope_bthd(&q, cos, sin)?,
-            &fused::rope_bthd(&k, cos, sin)?,
-            &v,
-        )?;
+        let weight = Tensor::cat(&[&layer.q.0, &layer.k.0, &layer.v.0], 0)?;
+        let bias = match (&layer.q.1, &layer.k.1, &layer.v.1) {
+            (Some(q), Some(k), Some(v)) => Some(Tensor::cat(&[q, k, v], 0)?),
+            _ => None,
+        };
+        let qkv = linear(x, &weight, bias.as_ref())?.reshape((b, t, heads + 2 * kv_heads, d))?;
+        let out = fused::causal_attention_packed(&qkv, heads, kv_heads, cos, sin)?;
         linear(&out.reshape((b, t, heads * d))?, &layer.o, None)
     }
 

@@ -75,52 +75,45 @@ fn rms_norm_equals_composed_and_finite_differences() {
 
 #[test]
 fn swiglu_equals_composed_and_finite_differences() {
-    let (g, u) = (var(&[2, 50, 24], 0.3), var(&[2, 50, 24], 1.3));
-    let composed = || (g.as_tensor().silu().unwrap() * u.as_tensor()).unwrap();
+    // Packed [gate | up] along the last dimension.
+    let x = var(&[2, 50, 48], 0.3);
+    let composed = |x: &Tensor| {
+        let (g, u) = (
+            x.narrow(D::Minus1, 0, 24).unwrap(),
+            x.narrow(D::Minus1, 24, 24).unwrap(),
+        );
+        (g.silu().unwrap() * u).unwrap()
+    };
     same_as_composed(
         "swiglu",
-        &[&g, &u],
-        || fused::swiglu(g.as_tensor(), u.as_tensor()).unwrap(),
-        composed,
-    );
-    let (g, u) = (var(&[2, 5], 0.4), var(&[2, 5], 2.1));
-    check("fused swiglu", &[&g, &u], || {
-        project(&fused::swiglu(g.as_tensor(), u.as_tensor()).unwrap())
-    });
-}
-
-#[test]
-fn rope_equals_composed_and_finite_differences() {
-    // Fused: [b, t, heads, d]; composed: [b, heads, t, d].
-    let x = var(&[2, 9, 3, 8], 0.5);
-    let (cos, sin) = ops::rope_tables(8, 9, 10_000.0, DType::F64, &Device::Cpu).unwrap();
-    same_as_composed(
-        "rope",
         &[&x],
-        || fused::rope_bthd(x.as_tensor(), &cos, &sin).unwrap(),
-        || {
-            ops::rope(&x.as_tensor().transpose(1, 2).unwrap(), &cos, &sin)
-                .unwrap()
-                .transpose(1, 2)
-                .unwrap()
-        },
+        || fused::swiglu_packed(x.as_tensor()).unwrap(),
+        || composed(x.as_tensor()),
     );
-    let x = var(&[1, 4, 2, 4], 0.6);
-    let (cos, sin) = ops::rope_tables(4, 4, 10_000.0, DType::F64, &Device::Cpu).unwrap();
-    check("fused rope", &[&x], || {
-        project(&fused::rope_bthd(x.as_tensor(), &cos, &sin).unwrap())
+    let x = var(&[2, 10], 0.4);
+    check("fused swiglu", &[&x], || {
+        project(&fused::swiglu_packed(x.as_tensor()).unwrap())
     });
 }
 
-/// Causal grouped-query attention from composed ops, `[b, t, heads, d]` in and out.
-fn composed_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
-    let (_, t, h, d) = q.dims4().unwrap();
-    let rep = h / k.dim(2).unwrap();
-    let heads_first = |x: &Tensor| x.transpose(1, 2).unwrap().contiguous().unwrap();
-    let (q, k, v) = (
-        heads_first(q),
-        ops::repeat_kv(&heads_first(k), rep).unwrap(),
-        ops::repeat_kv(&heads_first(v), rep).unwrap(),
+/// Causal grouped-query attention with RoPE from composed ops, on a packed `[b, t, h + 2·kv, d]`
+/// input, returning `[b, t, h, d]`.
+fn composed_attention(qkv: &Tensor, h: usize, kv: usize) -> Tensor {
+    let (_, t, _, d) = qkv.dims4().unwrap();
+    let (cos, sin) = ops::rope_tables(d, t, 10_000.0, DType::F64, &Device::Cpu).unwrap();
+    let heads_first = |from: usize, n: usize| {
+        qkv.narrow(2, from, n)
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let q = ops::rope(&heads_first(0, h), &cos, &sin).unwrap();
+    let k = ops::rope(&heads_first(h, kv), &cos, &sin).unwrap();
+    let (k, v) = (
+        ops::repeat_kv(&k, h / kv).unwrap(),
+        ops::repeat_kv(&heads_first(h + kv, kv), h / kv).unwrap(),
     );
     let mask = ops::causal_mask(t, t, 0, DType::F64, &Device::Cpu).unwrap();
     let scores = (q.matmul(&k.t().unwrap()).unwrap() / (d as f64).sqrt())
@@ -135,51 +128,65 @@ fn composed_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
         .unwrap()
 }
 
+fn packed_attention(qkv: &Tensor, h: usize, kv: usize) -> Tensor {
+    let (_, t, _, d) = qkv.dims4().unwrap();
+    let (cos, sin) = ops::rope_tables(d, t, 10_000.0, qkv.dtype(), &Device::Cpu).unwrap();
+    fused::causal_attention_packed(qkv, h, kv, &cos, &sin).unwrap()
+}
+
 #[test]
 fn causal_attention_equals_composed_across_blocks() {
     // 130 positions: three 64-row blocks, the last partial; 4 query heads share 2 kv heads.
-    let (q, k, v) = (
-        var(&[2, 130, 4, 8], 0.1),
-        var(&[2, 130, 2, 8], 0.2),
-        var(&[2, 130, 2, 8], 0.3),
-    );
+    let qkv = var(&[2, 130, 8, 8], 0.1);
     same_as_composed(
         "attention",
-        &[&q, &k, &v],
-        || fused::causal_attention(q.as_tensor(), k.as_tensor(), v.as_tensor()).unwrap(),
-        || composed_attention(q.as_tensor(), k.as_tensor(), v.as_tensor()),
+        &[&qkv],
+        || packed_attention(qkv.as_tensor(), 4, 2),
+        || composed_attention(qkv.as_tensor(), 4, 2),
+    );
+    // Multi-head attention (as many kv heads as query heads) too.
+    let qkv = var(&[1, 70, 6, 4], 0.2);
+    same_as_composed(
+        "attention (no grouping)",
+        &[&qkv],
+        || packed_attention(qkv.as_tensor(), 2, 2),
+        || composed_attention(qkv.as_tensor(), 2, 2),
     );
 }
 
 #[test]
 fn causal_attention_matches_finite_differences() {
-    let (q, k, v) = (
-        var(&[1, 5, 4, 4], 0.7),
-        var(&[1, 5, 2, 4], 0.8),
-        var(&[1, 5, 2, 4], 0.9),
-    );
-    check("fused attention", &[&q, &k, &v], || {
-        project(&fused::causal_attention(q.as_tensor(), k.as_tensor(), v.as_tensor()).unwrap())
+    let qkv = var(&[1, 5, 4, 4], 0.7);
+    check("fused attention", &[&qkv], || {
+        project(&packed_attention(qkv.as_tensor(), 2, 1))
     });
 }
 
 #[test]
 fn causal_attention_attends_to_the_past_only() {
-    // Changing the last position's key and value leaves every earlier output unchanged.
-    let q = var(&[1, 6, 2, 4], 0.1);
-    let (k, v) = (var(&[1, 6, 1, 4], 0.2), var(&[1, 6, 1, 4], 0.3));
-    let out = |k: &Tensor, v: &Tensor| fused::causal_attention(q.as_tensor(), k, v).unwrap();
-    let bump = |t: &Tensor| {
-        let last = (t.narrow(1, 5, 1).unwrap() + 10.0).unwrap();
-        Tensor::cat(&[&t.narrow(1, 0, 5).unwrap(), &last], 1).unwrap()
-    };
+    // Changing the last position's keys and values leaves every earlier output unchanged.
+    let qkv = var(&[1, 6, 4, 4], 0.1).as_tensor().clone();
+    let last = qkv.narrow(1, 5, 1).unwrap();
+    let bumped_kv = (last.narrow(2, 2, 2).unwrap() + 10.0).unwrap();
+    let last = Tensor::cat(&[&last.narrow(2, 0, 2).unwrap(), &bumped_kv], 2).unwrap();
+    let bumped = Tensor::cat(&[&qkv.narrow(1, 0, 5).unwrap(), &last], 1).unwrap();
     let (a, b) = (
-        out(k.as_tensor(), v.as_tensor()),
-        out(&bump(k.as_tensor()), &bump(v.as_tensor())),
+        packed_attention(&qkv, 2, 1),
+        packed_attention(&bumped, 2, 1),
     );
     let early = |t: &Tensor| t.narrow(1, 0, 5).unwrap();
     assert_eq!(rel_diff(&early(&a), &early(&b)), 0.0);
     assert!(rel_diff(&a.narrow(1, 5, 1).unwrap(), &b.narrow(1, 5, 1).unwrap()) > 1e-3);
+}
+
+#[test]
+fn causal_attention_refuses_a_packed_width_that_does_not_fit() {
+    let qkv = Tensor::zeros((1, 4, 5, 4), DType::F32, &Device::Cpu).unwrap();
+    let (cos, sin) = ops::rope_tables(4, 4, 10_000.0, DType::F32, &Device::Cpu).unwrap();
+    let err = fused::causal_attention_packed(&qkv, 2, 1, &cos, &sin)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("for 2 heads and 1 kv heads"), "{err}");
 }
 
 #[test]
@@ -227,17 +234,15 @@ fn all_kernels_bits() -> Vec<u32> {
     let f32var = |shape: &[usize], salt: f64| {
         Var::from_tensor(&var(shape, salt).to_dtype(DType::F32).unwrap()).unwrap()
     };
-    let (q, k, v) = (
-        f32var(&[3, 100, 4, 8], 0.1),
-        f32var(&[3, 100, 2, 8], 0.2),
-        f32var(&[3, 100, 2, 8], 0.3),
+    let (qkv, w, b) = (
+        f32var(&[3, 100, 8, 8], 0.1),
+        f32var(&[32], 0.4),
+        f32var(&[64], 0.5),
     );
-    let w = f32var(&[32], 0.4);
-    let (cos, sin) = ops::rope_tables(8, 100, 10_000.0, DType::F32, &Device::Cpu).unwrap();
-    let q_rot = fused::rope_bthd(q.as_tensor(), &cos, &sin).unwrap();
-    let att = fused::causal_attention(&q_rot, k.as_tensor(), v.as_tensor()).unwrap();
+    let att = packed_attention(qkv.as_tensor(), 4, 2);
     let normed = fused::rms_norm(&att.reshape((300, 32)).unwrap(), w.as_tensor(), 1e-6).unwrap();
-    let act = fused::swiglu(&normed, &normed.sin().unwrap()).unwrap();
+    let doubled = Tensor::cat(&[&normed, &normed.sin().unwrap()], 1).unwrap();
+    let act = fused::swiglu_packed(&fused::add_bias(&doubled, b.as_tensor()).unwrap()).unwrap();
     let targets =
         Tensor::from_vec((0..300u32).map(|i| i % 32).collect(), 300, &Device::Cpu).unwrap();
     let weights = Tensor::ones(300, DType::F32, &Device::Cpu).unwrap();
@@ -247,7 +252,7 @@ fn all_kernels_bits() -> Vec<u32> {
         .unwrap();
     let grads = loss.backward().unwrap();
     let mut bits = vec![loss.to_scalar::<f32>().unwrap().to_bits()];
-    for t in [q.as_tensor(), k.as_tensor(), v.as_tensor(), w.as_tensor()] {
+    for t in [qkv.as_tensor(), w.as_tensor(), b.as_tensor()] {
         let g = grads.get(t).unwrap().flatten_all().unwrap();
         bits.extend(g.to_vec1::<f32>().unwrap().iter().map(|x| x.to_bits()));
     }
@@ -266,4 +271,44 @@ fn kernels_give_the_same_bits_with_one_or_three_threads() {
     let one = run(1);
     assert!(one.len() > 10_000);
     assert!(one == run(3), "results depend on the thread count");
+}
+
+#[test]
+fn add_bias_equals_composed_and_finite_differences() {
+    let (y, b) = (var(&[3, 70, 12], 0.1), var(&[12], 0.8));
+    same_as_composed(
+        "add_bias",
+        &[&y, &b],
+        || fused::add_bias(y.as_tensor(), b.as_tensor()).unwrap(),
+        || y.as_tensor().broadcast_add(b.as_tensor()).unwrap(),
+    );
+    let (y, b) = (var(&[2, 3, 4], 0.2), var(&[4], 0.3));
+    check("fused add_bias", &[&y, &b], || {
+        project(&fused::add_bias(y.as_tensor(), b.as_tensor()).unwrap())
+    });
+}
+
+#[test]
+fn exp_f32_is_within_a_few_ulp_of_exp_over_its_range() {
+    // Every 97th f32 bit pattern in [-87, 88], against f64's exp rounded to f32.
+    let (lo, hi) = ((-87.0f32).to_bits(), 88.0f32.to_bits());
+    let mut worst = 0.0f64;
+    let mut check_at = |x: f32| {
+        let exact = f64::from(x).exp();
+        let ulp = f64::from(f32::EPSILON) * exact;
+        worst = worst.max((f64::from(fused::exp_f32(x)) - exact).abs() / ulp);
+    };
+    // Negative floats have bit patterns from 0x8000_0000 (−0) up to `lo` (−87).
+    for bits in (0x8000_0000..=lo).step_by(97) {
+        check_at(f32::from_bits(bits));
+    }
+    for bits in (0..=hi).step_by(97) {
+        check_at(f32::from_bits(bits));
+    }
+    // Measured 2026-11-27 on this sample: 0.83 (ulp taken as f32::EPSILON × e^x); 4 leaves room
+    // for other targets' rounding, far below what training would notice.
+    assert!(worst < 4.0, "exp_f32 is off by {worst} ulp");
+    assert_eq!(fused::exp_f32(-100.0), 0.0);
+    assert_eq!(fused::exp_f32(f32::NEG_INFINITY), 0.0);
+    assert!(fused::exp_f32(100.0).is_finite());
 }
