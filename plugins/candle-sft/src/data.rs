@@ -49,10 +49,7 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>, String> {
 /// header) and the answer (the response and its end of turn). Tokenizers are trained on the
 /// same two strings.
 pub fn chat_turns(problem: &str, response: &str) -> (String, String) {
-    (
-        format!("<|im_start|>user\n{problem}<|im_end|>\n<|im_start|>assistant\n"),
-        format!("{response}<|im_end|>\n"),
-    )
+    valley_lm::chat_template::chatml_turns(None, problem, response)
 }
 
 /// Tokenizes one pair with the ChatML template; returns the sequence and whether it was cut.

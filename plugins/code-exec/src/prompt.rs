@@ -83,16 +83,6 @@ pub fn prompt_with(
     template.prompt(system, &user_text(problem, style))
 }
 
-/// The whole prompt in ChatML, ending where the assistant's answer starts.
-pub fn chat_prompt(problem: &Problem, style: PromptStyle) -> String {
-    let user = user_text(problem, style);
-    let system = match style {
-        PromptStyle::Plain => String::new(),
-        PromptStyle::Lcb => format!("<|im_start|>system\n{LCB_SYSTEM}<|im_end|>\n"),
-    };
-    format!("{system}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,26 +107,21 @@ mod tests {
         })
     }
 
-    /// Plain is candle-sft's training template (plugins/candle-sft/src/data.rs `tokenize`).
-    #[test]
-    fn plain_is_the_training_template() {
-        assert_eq!(
-            chat_prompt(&problem(""), PromptStyle::Plain),
-            "<|im_start|>user\nAdd two numbers.<|im_end|>\n<|im_start|>assistant\n"
-        );
+    /// ChatML as the evaluator renders it.
+    fn chat_prompt(problem: &Problem, style: PromptStyle) -> String {
+        prompt_with(&ChatTemplate::ChatMl, problem, style).unwrap()
     }
 
-    /// ChatML through the template type is byte for byte [`chat_prompt`], in both styles.
+    /// Plain is candle-sft's training prompt (plugins/candle-sft/src/data.rs `chat_turns`).
     #[test]
-    fn the_chatml_template_gives_the_chatml_prompt() {
-        for style in [PromptStyle::Plain, PromptStyle::Lcb] {
-            for p in [problem(""), problem("class Solution:\n    def f(self):")] {
-                assert_eq!(
-                    prompt_with(&ChatTemplate::ChatMl, &p, style).unwrap(),
-                    chat_prompt(&p, style)
-                );
-            }
-        }
+    fn plain_is_the_training_template() {
+        let (training, _) =
+            valley_lm::chat_template::chatml_turns(None, "Add two numbers.", "answer");
+        assert_eq!(chat_prompt(&problem(""), PromptStyle::Plain), training);
+        assert_eq!(
+            training,
+            "<|im_start|>user\nAdd two numbers.<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 
     /// A checkpoint's own template renders the system message (lcb) and the user turn.

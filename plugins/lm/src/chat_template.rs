@@ -531,10 +531,7 @@ impl ChatTemplate {
         assistant: &str,
     ) -> Result<(String, String), ChatTemplateError> {
         match self {
-            Self::ChatMl => Ok((
-                chatml_prompt(system, user),
-                format!("{assistant}{IM_END}\n"),
-            )),
+            Self::ChatMl => Ok(chatml_turns(system, user, assistant)),
             Self::Jinja(t) => {
                 let prompt = t.render(&messages(system, user, None), true)?;
                 let full = t.render(&messages(system, user, Some(assistant)), false)?;
@@ -593,6 +590,15 @@ impl ChatTemplate {
         }
         Ok(())
     }
+}
+
+/// One exchange in ChatML as (prompt, answer), the strings valley has always trained on: the
+/// prompt ends with the assistant's header, the answer is the response and its end of turn.
+pub fn chatml_turns(system: Option<&str>, user: &str, assistant: &str) -> (String, String) {
+    (
+        chatml_prompt(system, user),
+        format!("{assistant}{IM_END}\n"),
+    )
 }
 
 fn chatml_prompt(system: Option<&str>, user: &str) -> String {
