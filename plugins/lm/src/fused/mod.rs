@@ -174,20 +174,19 @@ pub(crate) fn for_each_index(n: usize, f: impl Fn(usize) + Sync + Send) {
     }
 }
 
-/// `Σ e^(x − shift)` over a slice, without writing it (eight lanes, fixed order).
+/// `Σ e^(x − shift)` over a slice, without writing it: blocks of 64 go through a stack buffer so
+/// that the exponentials and the sum are two simple loops that vectorize.
 pub(crate) fn sum_exp_shifted<T: Real>(row: &[T], shift: T) -> T {
-    let mut lanes = [T::zero(); 8];
-    let chunks = row.chunks_exact(8);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in lanes.iter_mut().zip(c) {
-            *a += (x - shift).exp_fast();
+    let mut buf = [T::zero(); 64];
+    let mut sum = T::zero();
+    for block in row.chunks(64) {
+        let buf = &mut buf[..block.len()];
+        for (e, &x) in buf.iter_mut().zip(block) {
+            *e = (x - shift).exp_fast();
         }
+        sum += sum_of(buf);
     }
-    tail.iter().fold(
-        lanes.iter().fold(T::zero(), |acc, &a| acc + a),
-        |acc, &x| acc + (x - shift).exp_fast(),
-    )
+    sum
 }
 
 /// Replaces every `x` by `e^(x − shift)` and returns their sum (eight lanes, fixed order). Two
