@@ -306,30 +306,13 @@ impl Decoder {
                 .reshape((b, t, self.cfg.hidden_size))?;
         // Training and full recomputes on the CPU take the fused kernels (causal attention from
         // position 0, no mask tensor); generation and other devices the composed ops.
-        if cache.is_none() && pad.is_none() && fused::applies(&[&x, &self.cos]) {
-            let (cos, sin) = (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?);
-            for layer in &self.layers {
-                let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
-                x = (x + self.fused_attention(layer, &h, &cos, &sin)?)?;
-                let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-                // One matmul against the stacked [gate; up] weights.
-                let gate_up = Tensor::cat(&[&layer.gate, &layer.up], 0)?;
-                let mlp = fused::swiglu_packed(&linear(&h, &gate_up, None)?)?;
-                x = (x + linear(&mlp, &layer.down, None)?)?;
-            }
-            let x = if last_only {
-                x.narrow(1, t - 1, 1)?.squeeze(1)?
-            } else {
-                x
-            };
-            let x = rms_norm(&x, &self.norm, self.cfg.rms_norm_eps)?;
-            return linear(&x, &self.lm_head, None);
-        }
+        let fused_path = cache.is_none() && pad.is_none() && fused::applies(&[&x, &self.cos]);
         let (cos, sin, mask) = match pad {
+            None if fused_path => (self.cos.narrow(0, 0, t)?, self.sin.narrow(0, 0, t)?, None),
             None => (
                 self.cos.narrow(0, offset, t)?,
                 self.sin.narrow(0, offset, t)?,
-                causal_mask(t, offset + t, offset, x.dtype(), x.device())?,
+                Some(causal_mask(t, offset + t, offset, x.dtype(), x.device())?),
             ),
             Some(pad) => {
                 // Per-row positions `[b, 1, t, d]` tables and a `[b, 1, t, kv]` mask.
@@ -358,15 +341,25 @@ impl Decoder {
                 }
                 let mask =
                     Tensor::from_vec(mask, (b, 1, t, kv), x.device())?.to_dtype(x.dtype())?;
-                (table(&self.cos)?, table(&self.sin)?, mask)
+                (table(&self.cos)?, table(&self.sin)?, Some(mask))
             }
         };
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
             let h = rms_norm(&x, &layer.input_norm, self.cfg.rms_norm_eps)?;
-            x = (x + self.attention(layer, &h, &cos, &sin, &mask, slot)?)?;
+            let attention = match &mask {
+                None => self.fused_attention(layer, &h, &cos, &sin)?,
+                Some(mask) => self.attention(layer, &h, &cos, &sin, mask, slot)?,
+            };
+            x = (x + attention)?;
             let h = rms_norm(&x, &layer.post_norm, self.cfg.rms_norm_eps)?;
-            let mlp = (linear(&h, &layer.gate, None)?.silu()? * linear(&h, &layer.up, None)?)?;
+            let mlp = if fused_path {
+                // One matmul against the stacked [gate; up] weights.
+                let gate_up = Tensor::cat(&[&layer.gate, &layer.up], 0)?;
+                fused::swiglu_packed(&linear(&h, &gate_up, None)?)?
+            } else {
+                (linear(&h, &layer.gate, None)?.silu()? * linear(&h, &layer.up, None)?)?
+            };
             x = (x + linear(&mlp, &layer.down, None)?)?;
         }
         let x = if last_only {
