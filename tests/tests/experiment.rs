@@ -531,6 +531,36 @@ fn a_bad_list_element_from_set_is_blamed_on_the_override() {
     );
 }
 
+/// Every experiment file the repository ships plans without error, offline, and says where its
+/// cells would go.
+#[test]
+fn every_shipped_experiment_file_plans() {
+    let hf = tempfile::tempdir().unwrap();
+    let hf_home = hf.path().display().to_string();
+    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("experiments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    // The seven files and `easy-first-3k`.
+    assert!(names.len() >= 8, "{names:?}");
+    for name in &names {
+        let out = valley(
+            ["experiment", name.as_str(), "--dry-run"],
+            &workspace_root(),
+            &[("HF_HOME", Some(hf_home.as_str())), ("HF_HUB_CACHE", None)],
+        );
+        assert_code(&out, 0);
+        assert!(
+            stdout(&out).contains(&format!("cells would go under runs/{name}")),
+            "{name}: {}",
+            show(&out)
+        );
+    }
+}
+
 #[test]
 fn the_paper_experiment_dry_runs_offline_and_says_what_it_would_download() {
     // An empty Hugging Face cache: the dry run must explain the download, not attempt it.
