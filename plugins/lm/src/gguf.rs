@@ -1,8 +1,9 @@
 //! GGUF import: reads a Llama- or Qwen2-family model stored as a llama.cpp GGUF file (for example
 //! SmolLM2-135M-Instruct as it ships in GGUF form), dequantizes every tensor, renames it to the
 //! Hugging Face name [`crate::Decoder`] reads, and writes a checkpoint in the HF layout
-//! (`config.json` + `model.safetensors`, and `tokenizer.json` when the file carries a GPT-2-style
-//! BPE vocabulary) so the trainer and the evaluator use it like any other checkpoint.
+//! (`config.json` + `model.safetensors`, `tokenizer.json` when the file carries a GPT-2-style
+//! BPE vocabulary, and its `tokenizer.chat_template` in `tokenizer_config.json`) so the trainer
+//! and the evaluator use it like any other checkpoint, prompting with the model's own template.
 //!
 //! The file is read with candle's own reader (`candle_core::quantized::gguf_file`); nothing else
 //! is needed. Two facts of llama.cpp's converter (`convert_hf_to_gguf.py`) shape the import:
@@ -40,7 +41,11 @@ use candle_core::{
 };
 use candle_nn::VarMap;
 
-use crate::{model::parameter_shapes, Error, ModelConfig, Result};
+use crate::{
+    chat_template::{ChatTemplate, JinjaTemplate},
+    model::parameter_shapes,
+    Error, ModelConfig, Result,
+};
 
 mod tokenizer;
 
@@ -55,6 +60,11 @@ pub struct GgufModel {
     pub tokenizer_json: Option<String>,
     /// Why no `tokenizer.json` was built, when none was.
     pub tokenizer_note: Option<String>,
+    /// The file's own chat template (`tokenizer.chat_template`), compiled, with the vocabulary's
+    /// `bos`/`eos` tokens; `None` when the file has none or it does not compile.
+    pub chat_template: Option<ChatTemplate>,
+    /// Why no chat template was taken, when none was.
+    pub chat_template_note: Option<String>,
 }
 
 fn err(path: &Path, message: impl Into<String>) -> Error {
@@ -393,12 +403,52 @@ pub fn read(path: &Path, dtype: DType) -> Result<GgufModel> {
         Ok(json) => (Some(json), None),
         Err(note) => (None, Some(note)),
     };
+    let (chat_template, chat_template_note) = match chat_template(path, &content.metadata) {
+        Ok(t) => (Some(t), None),
+        Err(note) => (None, Some(note)),
+    };
     Ok(GgufModel {
         config: cfg,
         tensors,
         tokenizer_json,
         tokenizer_note,
+        chat_template,
+        chat_template_note,
     })
+}
+
+/// The file's `tokenizer.chat_template` (what llama.cpp's converter copies from the model's
+/// `tokenizer_config.json`), compiled, with `bos`/`eos` spelled from `tokenizer.ggml.bos_token_id`
+/// / `eos_token_id` in the token list. `Err` says why there is none: the key is absent or not a
+/// string, or the template does not compile (then the checkpoint falls back to ChatML, as a
+/// checkpoint without a template does).
+fn chat_template(
+    path: &Path,
+    metadata: &HashMap<String, Value>,
+) -> std::result::Result<ChatTemplate, String> {
+    const KEY: &str = "tokenizer.chat_template";
+    let source = match metadata.get(KEY) {
+        None => return Err(format!("the file has no `{KEY}`")),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return Err(format!("`{KEY}` is not a string")),
+    };
+    let md = Metadata {
+        path,
+        map: metadata,
+    };
+    let tokens = md.strings("tokenizer.ggml.tokens").ok();
+    let token = |key: &str| -> Option<String> {
+        let id = metadata.get(key).and_then(as_usize)?;
+        tokens.as_ref()?.get(id).map(|t| (*t).to_string())
+    };
+    JinjaTemplate::new(
+        source,
+        format!("{} ({KEY})", path.display()),
+        token("tokenizer.ggml.bos_token_id"),
+        token("tokenizer.ggml.eos_token_id"),
+    )
+    .map(ChatTemplate::Jinja)
+    .map_err(|e| format!("`{KEY}` does not compile ({e})"))
 }
 
 /// What [`import`] wrote.
@@ -412,6 +462,10 @@ pub struct Imported {
     pub tokenizer: bool,
     /// Why not, when it was not.
     pub tokenizer_note: Option<String>,
+    /// Whether the file's chat template was written (into `tokenizer_config.json`).
+    pub chat_template: bool,
+    /// Why not, when it was not.
+    pub chat_template_note: Option<String>,
 }
 
 /// Imports a GGUF file as an f32 checkpoint in the Hugging Face layout under `out_dir`
@@ -448,10 +502,16 @@ pub fn import_as(gguf: &Path, out_dir: &Path, dtype: DType) -> Result<Imported> 
         }
         None => false,
     };
+    if let Some(t) = &model.chat_template {
+        t.save(out_dir)
+            .map_err(|e| err(out_dir, format!("writing the chat template: {e}")))?;
+    }
     Ok(Imported {
         config: model.config,
         dir: out_dir.to_path_buf(),
         tokenizer,
         tokenizer_note: model.tokenizer_note,
+        chat_template: model.chat_template.is_some(),
+        chat_template_note: model.chat_template_note,
     })
 }

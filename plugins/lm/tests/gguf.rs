@@ -14,7 +14,8 @@ use candle_core::{
 };
 use candle_nn::{VarBuilder, VarMap};
 use valley_lm::{
-    checkpoint, gguf, model::parameter_shapes, tokenizer::Tokenizer, Decoder, ModelConfig,
+    chat_template::ChatTemplate, checkpoint, gguf, model::parameter_shapes, tokenizer::Tokenizer,
+    Decoder, ModelConfig,
 };
 
 /// Dimensions are multiples of 32 so that every matrix also quantizes to Q8_0 (32-wide blocks).
@@ -558,6 +559,91 @@ fn a_sentencepiece_vocabulary_gives_a_note_not_a_wrong_tokenizer() {
     assert!(imported.tokenizer_note.unwrap().contains("`llama`"));
 }
 
+/// SmolLM2-135M-Instruct's `chat_template` (its `tokenizer_config.json`, which llama.cpp's
+/// converter copies into `tokenizer.chat_template`): ChatML with a default system message.
+const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// A tiny model GGUF with a token list whose ids 1 and 2 are `<|im_start|>` / `<|im_end|>`
+/// (SmolLM2's bos and eos) and the given `tokenizer.chat_template`; imported into `dir/out`.
+fn gguf_with_template(dir: &Path, template: gguf_file::Value) -> gguf::Imported {
+    use gguf_file::Value;
+    let cfg = config("qwen2", true);
+    let tokens: Vec<Value> = (0..cfg.vocab_size)
+        .map(|i| {
+            Value::String(match i {
+                0 => "<|endoftext|>".into(),
+                1 => "<|im_start|>".into(),
+                2 => "<|im_end|>".into(),
+                _ => format!("t{i}"),
+            })
+        })
+        .collect();
+    let mut spec = Spec::new(&cfg);
+    spec.extra = vec![
+        ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
+        ("tokenizer.ggml.bos_token_id".into(), Value::U32(1)),
+        ("tokenizer.ggml.eos_token_id".into(), Value::U32(2)),
+        ("tokenizer.chat_template".into(), template),
+    ];
+    let file = dir.join("chat.gguf");
+    write_gguf(&file, &spec, &weights(&cfg));
+    gguf::import_as(&file, &dir.join("out"), DType::F32).unwrap()
+}
+
+#[test]
+fn the_files_chat_template_becomes_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let imported = gguf_with_template(
+        dir.path(),
+        gguf_file::Value::String(SMOLLM2_TEMPLATE.into()),
+    );
+    assert!(imported.chat_template, "{:?}", imported.chat_template_note);
+    let template = ChatTemplate::from_dir(&imported.dir).unwrap();
+    assert_eq!(template.jinja_source(), SMOLLM2_TEMPLATE);
+    assert_eq!(
+        template.eos_token(),
+        Some("<|im_end|>"),
+        "eos from the token id"
+    );
+    // Expected by reading the template: the default system turn, the user turn, the header.
+    assert_eq!(
+        template.prompt(None, "hi").unwrap(),
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging \
+         Face<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(imported.dir.join("tokenizer_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["bos_token"], "<|im_start|>");
+    assert_eq!(config["eos_token"], "<|im_end|>");
+}
+
+#[test]
+fn a_template_that_does_not_compile_or_is_not_a_string_gives_a_note_and_chatml() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = gguf_with_template(
+        dir.path(),
+        gguf_file::Value::String("{% for m in messages %}{{ m['content'] }}".into()),
+    );
+    assert!(!broken.chat_template);
+    let note = broken.chat_template_note.unwrap();
+    assert!(
+        note.contains("does not compile") && note.contains("chat.gguf"),
+        "{note}"
+    );
+    assert!(!broken.dir.join("tokenizer_config.json").exists());
+    assert!(matches!(
+        ChatTemplate::from_dir(&broken.dir).unwrap(),
+        ChatTemplate::ChatMl
+    ));
+
+    let dir = tempfile::tempdir().unwrap();
+    let number = gguf_with_template(dir.path(), gguf_file::Value::U32(7));
+    assert!(!number.chat_template);
+    assert!(number.chat_template_note.unwrap().contains("not a string"));
+}
+
 #[test]
 fn the_import_binary_writes_a_checkpoint_and_names_a_bad_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -579,7 +665,9 @@ fn the_import_binary_writes_a_checkpoint_and_names_a_bad_file() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert!(
-        stdout.contains("llama: 2 layers") && stdout.contains("no tokenizer.json"),
+        stdout.contains("llama: 2 layers")
+            && stdout.contains("no tokenizer.json")
+            && stdout.contains("no chat template: the file has no `tokenizer.chat_template`"),
         "{stdout}"
     );
     assert_eq!(

@@ -16,7 +16,8 @@ enum Dtype {
 }
 
 /// Import a GGUF model (dequantized) as a Hugging Face-layout checkpoint: config.json,
-/// model.safetensors and, for GPT-2-style BPE vocabularies, tokenizer.json.
+/// model.safetensors, tokenizer.json for GPT-2-style BPE vocabularies, and the file's chat
+/// template in tokenizer_config.json.
 #[derive(Parser)]
 #[command(name = "valley-import-gguf", version)]
 struct Cli {
@@ -61,6 +62,10 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
              training or evaluating (without one the byte tokenizer is used)",
             imported.dir.display()
         ),
+    }
+    match &imported.chat_template_note {
+        None => println!("chat template: the file's own, written to tokenizer_config.json"),
+        Some(note) => println!("no chat template: {note}; the checkpoint uses ChatML"),
     }
     println!("checkpoint: {}", imported.dir.display());
     Ok(ExitCode::SUCCESS)
