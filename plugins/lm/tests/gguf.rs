@@ -559,8 +559,9 @@ fn a_sentencepiece_vocabulary_gives_a_note_not_a_wrong_tokenizer() {
     assert!(imported.tokenizer_note.unwrap().contains("`llama`"));
 }
 
-/// SmolLM2-135M-Instruct's `chat_template` (its `tokenizer_config.json`, which llama.cpp's
-/// converter copies into `tokenizer.chat_template`): ChatML with a default system message.
+/// A chat template of SmolLM2-135M-Instruct's kind (written here from memory of its
+/// `tokenizer_config.json`, not copied from the file): ChatML with a default system message, as
+/// llama.cpp's converter stores it in `tokenizer.chat_template`.
 const SMOLLM2_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
 /// A tiny model GGUF with a token list whose ids 1 and 2 are `<|im_start|>` / `<|im_end|>`
