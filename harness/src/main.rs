@@ -105,7 +105,7 @@ enum Command {
         overrides: Vec<String>,
         /// Cells at once (default: one per core, at most 4). Each cell's tensor work gets
         /// cores / jobs threads (RAYON_NUM_THREADS, unless set): on 2 cores two one-thread cells
-        /// train ~1.6× more tokens per second than one two-thread cell (BENCHMARKS.md).
+        /// train ~1.8–2× more tokens per second than one two-thread cell (BENCHMARKS.md).
         #[arg(long)]
         jobs: Option<usize>,
         /// Stop each cell after sampling: write the ordered training files, train nothing.
