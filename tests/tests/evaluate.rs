@@ -10,11 +10,9 @@ use candle_core::{DType, Device};
 use serde_json::{json, Value};
 use valley_e2e::{assert_code, read_lines, show, stdout, valley, valley_bin};
 use valley_evaluator_code_exec::score::score;
-use valley_harness::{
-    judge::{JudgeConfig, Problem, Verdict},
-    sandbox::{Sandbox, SandboxConfig},
-};
+use valley_judge::{JudgeConfig, Problem, Verdict};
 use valley_lm::{checkpoint, init::init_varmap, tokenizer::ByteTokenizer, ModelConfig};
+use valley_sandbox::{Sandbox, SandboxConfig};
 
 /// A 2-layer, 32-wide model over the byte tokenizer, saved in the Hugging Face layout.
 fn tiny_checkpoint(dir: &std::path::Path) {

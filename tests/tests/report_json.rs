@@ -6,7 +6,8 @@ use valley_e2e::{assert_code, show, stderr, stdout, valley, workspace_root};
 #[test]
 fn report_from_json_writes_markdown_and_plots() {
     let dir = tempfile::tempdir().unwrap();
-    let records = workspace_root().join("reports/tests/fixtures/valley-mirrored.json");
+    let records =
+        workspace_root().join("crates/valley-reports/tests/fixtures/valley-mirrored.json");
     let out_dir = dir.path().join("out");
     let out = valley(
         ["report", "--from-json"]
@@ -31,7 +32,7 @@ fn report_from_json_writes_markdown_and_plots() {
         );
     }
     let md = std::fs::read_to_string(out_dir.join("valley.md")).unwrap();
-    // The same line the crate's snapshot holds (reports/tests/snapshots/).
+    // The same line the crate's snapshot holds (crates/valley-reports/tests/snapshots/).
     assert!(
         md.lines().any(|l| l
             == "| random | **present** | dips to 0.055 at size 1000 (base 0.127), climbs to 0.188 at size 10000 |"),

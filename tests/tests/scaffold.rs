@@ -93,7 +93,7 @@ fn a_new_plugin_outside_the_workspace_builds_checks_and_runs() {
     );
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
     assert!(manifest.contains("[workspace]"), "{manifest}");
-    let api = workspace_root().join("plugins").join("api");
+    let api = workspace_root().join("crates").join("valley-plugin-api");
     assert!(
         manifest.contains(&format!("path = \"{}\"", api.display())),
         "{manifest}"

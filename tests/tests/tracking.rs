@@ -27,7 +27,7 @@ use valley_e2e::{
     assert_code, read_lines, show, stdout, tiny_train, toml_path, valley, workspace_root,
     write_file,
 };
-use valley_harness::tracking::{
+use valley_tracking::{
     mlflow::{MlflowClient, Run},
     Event,
 };
@@ -438,12 +438,12 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
     let exp = client.ensure_experiment("nan").unwrap();
     let run = client.create_run(&exp, "nan", 1, &[]).unwrap();
     let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5];
-    let batch = valley_harness::tracking::batch::LogBatch {
+    let batch = valley_tracking::batch::LogBatch {
         metrics: values
             .iter()
             .enumerate()
             .map(|(i, &v)| {
-                let mut m = valley_harness::tracking::Metric::now("x", v, i as u64);
+                let mut m = valley_tracking::Metric::now("x", v, i as u64);
                 m.timestamp = 1000 + i as i64;
                 m
             })
@@ -463,7 +463,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
     let err = client
         .log_batch(
             &run.info.run_id,
-            &valley_harness::tracking::batch::LogBatch {
+            &valley_tracking::batch::LogBatch {
                 params: vec![("p".into(), "1".into())],
                 ..Default::default()
             },
@@ -471,7 +471,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
         .and_then(|()| {
             client.log_batch(
                 &run.info.run_id,
-                &valley_harness::tracking::batch::LogBatch {
+                &valley_tracking::batch::LogBatch {
                     params: vec![("p".into(), "2".into())],
                     ..Default::default()
                 },
@@ -596,7 +596,7 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn the_background_worker_sends_the_backlog_when_the_server_returns() {
-    use valley_harness::tracking::{worker::SyncedTracker, Metric, RunSpec, RunStatus, Tracker};
+    use valley_tracking::{worker::SyncedTracker, Metric, RunSpec, RunStatus, Tracker};
     let Some(server) = Server::start() else {
         return;
     };

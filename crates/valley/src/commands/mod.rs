@@ -1,0 +1,26 @@
+//! One module per subcommand, each a `run` function that takes the subcommand's arguments as
+//! clap parsed them (see [`crate::cli`]) and writes to the given output.
+
+pub mod bench;
+pub mod data;
+pub mod eval;
+pub mod experiment;
+pub mod judge;
+pub mod mlflow;
+pub mod plugins;
+pub mod report;
+pub mod sync;
+
+/// Whether a command's gate passed (exit 0) or not (exit 1). Errors are exit 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything passed.
+    Passed,
+    /// Something checked failed; the command reported it.
+    Failed,
+}
+
+/// An error writing the command's output.
+pub fn out_err(e: std::io::Error) -> valley_experiment::Error {
+    valley_experiment::Error::io("<stdout>", e)
+}

