@@ -13,8 +13,7 @@
 //! A last test drives the background worker in-process: events logged while the server is down
 //! reach it after it comes back, within the same run.
 //!
-//! Without the venv these tests fail with the instruction to create it, unless
-//! `VALLEY_SKIP_MLFLOW=1` is set.
+//! Without the venv these tests fail with the command that installs it (`just test-deps`).
 
 use std::{
     collections::BTreeMap,
@@ -41,23 +40,16 @@ struct Server {
 }
 
 impl Server {
-    /// Starts one, or returns `None` when the venv is missing and `VALLEY_SKIP_MLFLOW=1`.
-    fn start() -> Option<Self> {
+    /// Starts one; the venv missing fails the test with the command that installs it.
+    fn start() -> Self {
         let venv = std::env::var_os("VALLEY_MLFLOW_VENV")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join(".venv-mlflow"));
-        if !venv.join("bin/mlflow").is_file() {
-            if std::env::var("VALLEY_SKIP_MLFLOW").as_deref() == Ok("1") {
-                eprintln!("VALLEY_SKIP_MLFLOW=1: skipping (no {})", venv.display());
-                return None;
-            }
-            panic!(
-                "the tracking e2e tests need a real MLflow: {} is missing. Create it with \
-                 `just mlflow` (or `python3 -m venv .venv-mlflow && .venv-mlflow/bin/pip install \
-                 mlflow==3.17.2`), or set VALLEY_SKIP_MLFLOW=1 to skip these tests",
-                venv.join("bin/mlflow").display()
-            );
-        }
+        assert!(
+            venv.join("bin/mlflow").is_file(),
+            "the tracking e2e tests need a real MLflow: {} is missing; `just test-deps` installs it",
+            venv.join("bin/mlflow").display()
+        );
         let home = tempfile::tempdir().unwrap();
         let mut server = Self {
             home,
@@ -77,7 +69,7 @@ impl Server {
             "{}",
             show(&out)
         );
-        Some(server)
+        server
     }
 
     fn envs<'a>(&'a self, extra: &[(&'a str, Option<&'a str>)]) -> Vec<(&'a str, Option<&'a str>)> {
@@ -247,9 +239,7 @@ fn assert_histories_match(client: &MlflowClient, tracking: &Path, uri: &str) -> 
 
 #[test]
 fn an_experiment_is_recorded_in_mlflow_with_parent_children_params_metrics_and_artifacts() {
-    let Some(server) = Server::start() else {
-        return;
-    };
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let file = experiment_file(dir.path(), "tracked");
     let runs = dir.path().join("runs");
@@ -431,9 +421,7 @@ fn an_experiment_is_recorded_in_mlflow_with_parent_children_params_metrics_and_a
 fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
     // The encoding measured in issue 6: log-batch stores a bare NaN token as 0; the strings
     // "NaN", "Infinity", "-Infinity" are parsed as the non-finite values.
-    let Some(server) = Server::start() else {
-        return;
-    };
+    let server = Server::start();
     let client = server.client();
     let exp = client.ensure_experiment("nan").unwrap();
     let run = client.create_run(&exp, "nan", 1, &[]).unwrap();
@@ -487,9 +475,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
 
 #[test]
 fn with_the_server_down_the_experiment_goes_on_and_sync_delivers_every_point_once() {
-    let Some(server) = Server::start() else {
-        return;
-    };
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let file = experiment_file(dir.path(), "outage");
     let runs = dir.path().join("runs");
@@ -597,9 +583,7 @@ fn json(path: &Path) -> Value {
 #[test]
 fn the_background_worker_sends_the_backlog_when_the_server_returns() {
     use valley_tracking::{worker::SyncedTracker, Metric, RunSpec, RunStatus, Tracker};
-    let Some(server) = Server::start() else {
-        return;
-    };
+    let server = Server::start();
     server.stop();
     let dir = tempfile::tempdir().unwrap();
     let tracker = SyncedTracker::with_mlflow(dir.path().join("tracking"), server.client());
@@ -644,9 +628,7 @@ fn the_background_worker_sends_the_backlog_when_the_server_returns() {
 /// agree everywhere.
 #[test]
 fn a_trained_and_evaluated_experiment_lands_in_mlflow_with_its_report() {
-    let Some(server) = Server::start() else {
-        return;
-    };
+    let server = Server::start();
     let dir = tempfile::tempdir().unwrap();
     let data = toml_path(&dir.path().join("data"));
     let file = write_file(

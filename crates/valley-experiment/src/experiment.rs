@@ -200,7 +200,7 @@ impl Experiment {
     /// `--set` overrides.
     ///
     /// # Errors
-    /// [`Error::Config`] naming the file, key and layer at fault.
+    /// [`Error::ExperimentFile`] or [`Error::Override`] naming the file, key and layer at fault.
     pub fn load(name_or_path: &str, overrides: &[String]) -> Result<Self> {
         let env: Vec<(String, String)> = std::env::vars().collect();
         Self::load_with_env(name_or_path, overrides, &env)
@@ -220,7 +220,7 @@ impl Experiment {
         let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
         // The file alone first: errors with its line and column.
         toml::from_str::<ExperimentFile>(&text)
-            .map_err(|e| Error::Config(format!("{}: {}", file.display(), one_paragraph(&e))))?;
+            .map_err(|e| Error::experiment_file(&file, one_paragraph(&e)))?;
 
         let env_vars: Vec<(String, String)> = env
             .iter()
@@ -244,25 +244,35 @@ impl Experiment {
                 .replace("__", ".");
             if item.1.trim_start().starts_with('[') || item.1.trim_start().starts_with('{') {
                 let value = parse_override_value(&item.1);
-                builder = builder
-                    .set_override(key.clone(), value)
-                    .map_err(|e| Error::Config(format!("environment variable {}: {e}", item.0)))?;
+                builder =
+                    builder
+                        .set_override(key.clone(), value)
+                        .map_err(|e| Error::Override {
+                            layer: format!("environment variable {}", item.0),
+                            message: e.to_string(),
+                        })?;
             }
             set_keys.push((key, format!("environment variable {}", item.0)));
         }
         for item in overrides {
             let Some((key, value)) = item.split_once('=') else {
-                return Err(Error::Config(format!("--set {item}: expected key=value")));
+                return Err(Error::Override {
+                    layer: format!("--set {item}"),
+                    message: "expected key=value".into(),
+                });
             };
             let key = key.trim().to_string();
             builder = builder
                 .set_override(key.clone(), parse_override_value(value.trim()))
-                .map_err(|e| Error::Config(format!("--set {item}: {e}")))?;
+                .map_err(|e| Error::Override {
+                    layer: format!("--set {item}"),
+                    message: e.to_string(),
+                })?;
             set_keys.push((key, format!("--set {item}")));
         }
         let merged = builder
             .build()
-            .map_err(|e| Error::Config(format!("{}: {e}", file.display())))?;
+            .map_err(|e| Error::experiment_file(&file, e.to_string()))?;
         let spec: ExperimentFile = serde_path_to_error::deserialize(merged).map_err(|e| {
             let path = e.path().to_string();
             let layer = set_keys
@@ -271,7 +281,10 @@ impl Experiment {
                 .find(|(k, _)| same_or_nested(&path, k))
                 .map(|(_, layer)| layer.clone())
                 .unwrap_or_else(|| file.display().to_string());
-            Error::Config(format!("{layer}: key `{path}`: {}", e.inner()))
+            Error::Override {
+                layer,
+                message: format!("key `{path}`: {}", e.inner()),
+            }
         })?;
 
         let name = file
@@ -284,7 +297,7 @@ impl Experiment {
 
     fn resolve(name: String, file: PathBuf, mut spec: ExperimentFile) -> Result<Self> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let err = |msg: String| Error::Config(format!("{}: {msg}", file.display()));
+        let err = |msg: String| Error::experiment_file(&file, msg);
         if spec.arms.is_empty() {
             return Err(err("no arms: add at least one `[arms.NAME]` table".into()));
         }
@@ -507,9 +520,10 @@ fn locate(name_or_path: &str) -> Result<PathBuf> {
         return if as_path.is_file() {
             Ok(as_path.to_path_buf())
         } else {
-            Err(Error::Config(format!(
-                "{name_or_path}: no such experiment file"
-            )))
+            Err(Error::NoExperiment {
+                name: name_or_path.to_string(),
+                message: format!("{name_or_path}: no such experiment file"),
+            })
         };
     }
     let file = PathBuf::from("experiments").join(format!("{name_or_path}.toml"));
@@ -525,15 +539,18 @@ fn locate(name_or_path: &str) -> Result<PathBuf> {
             (p.extension()? == "toml").then(|| p.file_stem()?.to_str().map(String::from))?
         })
         .collect();
-    Err(Error::Config(format!(
-        "no experiment `{name_or_path}`: {} does not exist (known: {})",
-        file.display(),
-        if known.is_empty() {
-            "none in ./experiments".to_string()
-        } else {
-            known.join(", ")
-        }
-    )))
+    Err(Error::NoExperiment {
+        name: name_or_path.to_string(),
+        message: format!(
+            "no experiment `{name_or_path}`: {} does not exist (known: {})",
+            file.display(),
+            if known.is_empty() {
+                "none in ./experiments".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    })
 }
 
 fn absolute(base: &Path, p: &Path) -> PathBuf {

@@ -46,7 +46,7 @@ mod fingerprint;
 mod pipeline;
 mod run_tracking;
 mod sampling;
-pub mod students;
+mod students;
 mod sweep;
 
 pub use data_source::{

@@ -60,7 +60,7 @@ impl PluginRegistry {
     ///
     /// # Errors
     /// [`Error::Load`] when the slot's `path` does not load, [`Error::PluginNotFound`] when no
-    /// library provides the name, [`Error::Config`] when `path` provides another plugin.
+    /// library provides the name, [`Error::Slot`] when `path` provides another plugin.
     pub fn resolve(&self, spec: &PluginSpec, slot: &str) -> Result<PluginLibrary> {
         if let Some(path) = &spec.path {
             let lib = PluginLibrary::load(path).map_err(|source| HostError::SlotLoad {
@@ -68,12 +68,15 @@ impl PluginRegistry {
                 source,
             })?;
             if lib.name() != spec.plugin {
-                return Err(Error::Config(format!(
-                    "{slot}: {} provides plugin `{}`, not `{}`",
-                    path.display(),
-                    lib.name(),
-                    spec.plugin
-                )));
+                return Err(Error::Slot {
+                    slot: slot.to_string(),
+                    message: format!(
+                        "{} provides plugin `{}`, not `{}`",
+                        path.display(),
+                        lib.name(),
+                        spec.plugin
+                    ),
+                });
             }
             return Ok(lib);
         }
@@ -174,7 +177,7 @@ impl Prepared {
     /// Plans every cell: runs each arm's filters per seed to size its pool.
     ///
     /// # Errors
-    /// A sampler failure, or [`Error::Config`] when a size exceeds its arm's filtered pool.
+    /// A sampler failure, or [`Error::ExperimentFile`] when a size exceeds its arm's filtered pool.
     pub fn plan(&self, services: &CallServices) -> Result<Plan> {
         let mut pools: BTreeMap<(String, u64), usize> = BTreeMap::new();
         let mut cells = Vec::new();
@@ -195,9 +198,8 @@ impl Prepared {
                 }
             };
             if cell.size as usize > pool {
-                return Err(Error::Config(format!(
-                    "{}: size {} of arm `{}` exceeds its pool of {pool} records after filters (seed {}); lower `sweep.sizes` or loosen the filters",
-                    self.experiment.file.display(),
+                return Err(Error::experiment_file(&self.experiment.file, format!(
+                    "size {} of arm `{}` exceeds its pool of {pool} records after filters (seed {}); lower `sweep.sizes` or loosen the filters",
                     cell.size,
                     cell.arm,
                     cell.seed

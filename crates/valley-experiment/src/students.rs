@@ -55,7 +55,7 @@ pub struct Student {
 /// The identity of a student: a hash over its chain of starting points, data and trainer.
 ///
 /// # Errors
-/// [`Error::Config`] for a `from` naming no student.
+/// [`Error::ExperimentFile`] for a `from` naming no student.
 pub fn student_hash(exp: &Experiment, name: &str) -> Result<String> {
     let spec = student_spec(exp, name)?;
     let from = match &spec.from {
@@ -75,10 +75,7 @@ pub fn student_hash(exp: &Experiment, name: &str) -> Result<String> {
 
 fn student_spec<'a>(exp: &'a Experiment, name: &str) -> Result<&'a StudentSpec> {
     exp.spec.students.get(name).ok_or_else(|| {
-        Error::Config(format!(
-            "{}: no student `{name}` in `[students]`",
-            exp.file.display()
-        ))
+        Error::experiment_file(&exp.file, format!("no student `{name}` in `[students]`"))
     })
 }
 
@@ -102,7 +99,7 @@ pub fn cached(dir: &Path) -> Option<Student> {
 /// Replaces every string equal to `{student}` in a plugin config with `checkpoint`.
 ///
 /// # Errors
-/// [`Error::Config`] when the config names `{student}` and there is no checkpoint.
+/// [`Error::Slot`] when the config names `{student}` and there is no checkpoint.
 pub fn substitute(
     config: &serde_json::Value,
     checkpoint: Option<&Path>,
@@ -112,9 +109,10 @@ pub fn substitute(
         serde_json::Value::String(s) if s == STUDENT_PLACEHOLDER => match checkpoint {
             Some(p) => serde_json::Value::String(p.display().to_string()),
             None => {
-                return Err(Error::Config(format!(
-                    "{slot}: the config names `{STUDENT_PLACEHOLDER}` but there is no student to start from (add `[students]`, or `from` to this student)"
-                )))
+                return Err(Error::Slot {
+                    slot: slot.to_string(),
+                    message: format!("the config names `{STUDENT_PLACEHOLDER}` but there is no student to start from (add `[students]`, or `from` to this student)"),
+                })
             }
         },
         serde_json::Value::Array(items) => serde_json::Value::Array(
@@ -182,7 +180,7 @@ pub fn ensure(
     let train_file = dir.join("train.jsonl");
     if !train_file.is_file() {
         let data = load_training(&spec.data)
-            .map_err(|e| Error::Config(format!("students.{name}.data: {e}")))?;
+            .map_err(|e| Error::data_section(format!("students.{name}.data"), e))?;
         let mut bytes = Vec::new();
         write_training_jsonl(&mut bytes, data.records.iter())
             .map_err(|e| Error::io(&train_file, e))?;

@@ -297,10 +297,10 @@ impl Sweep<'_> {
             match student {
                 Some(s) => s.checkpoint.clone(),
                 None => {
-                    return Err(Error::Config(format!(
-                        "{}: size 0 evaluates the base model: add `[students]` (or drop 0 from `sweep.sizes`)",
-                        exp.file.display()
-                    )))
+                    return Err(Error::experiment_file(
+                        &exp.file,
+                        "size 0 evaluates the base model: add `[students]` (or drop 0 from `sweep.sizes`)",
+                    ))
                 }
             }
         } else {
@@ -358,10 +358,10 @@ impl Sweep<'_> {
             return Ok(record);
         };
         let eval_set = crate::data_source::eval_file(&exp.spec.data)?.ok_or_else(|| {
-            Error::Config(format!(
-                "{}: the evaluator needs problems: set `data.eval` (or use `data.synth`)",
-                exp.file.display()
-            ))
+            Error::experiment_file(
+                &exp.file,
+                "the evaluator needs problems: set `data.eval` (or use `data.synth`)",
+            )
         })?;
         // The base model is evaluated once per student, evaluator and problem set; its cells
         // record the same numbers (one model, not one per seed).
@@ -475,8 +475,12 @@ pub fn build_students(
         if built.contains_key(name) || !trains {
             continue;
         }
-        let student = students::ensure(exp, name, registry, cancel, observer)
-            .map_err(|e| Error::Config(format!("student `{name}`: {e}")))?;
+        let student = students::ensure(exp, name, registry, cancel, observer).map_err(|e| {
+            Error::Student {
+                name: name.clone(),
+                source: Box::new(e),
+            }
+        })?;
         built.insert(name.clone(), student);
     }
     Ok(built)

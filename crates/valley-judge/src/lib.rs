@@ -15,7 +15,7 @@
 //! [`SandboxResult`]) so that the host and plugins judge with the same code.
 //!
 //! ```
-//! use valley_judge::{extract::extract_code, pass_at_k::pass_at_k};
+//! use valley_judge::{extract_code, pass_at_k};
 //!
 //! // The last fenced block of a model's response is the program.
 //! let response = "<think>sum them</think>\n```python\nprint(sum(map(int, input().split())))\n```";
@@ -24,12 +24,14 @@
 //! assert_eq!(pass_at_k(4, 2, 1), Some(0.5));
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod batch;
-pub mod compare;
-pub mod extract;
-pub mod forking_driver;
-pub mod pass_at_k;
-pub mod problem;
+mod compare;
+mod extract;
+mod forking_driver;
+mod pass_at_k;
+mod problem;
 
 use std::time::{Duration, Instant};
 
@@ -39,7 +41,10 @@ use valley_plugin_api::{
     SandboxFile, SandboxLimits, SandboxRequest, SandboxResult,
 };
 
-pub use problem::{EvalProblem, HumanEvalProblem, Problem, TestCase, TestKind};
+pub use compare::{python_eq, stdout_matches};
+pub use extract::extract_code;
+pub use pass_at_k::pass_at_k;
+pub use problem::{parse_problems, EvalProblem, HumanEvalProblem, Problem, TestCase, TestKind};
 
 /// Runs one program in a sandbox. The harness implements it over its sandbox; a plugin over
 /// `Host::run_sandboxed`.

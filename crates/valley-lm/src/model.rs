@@ -72,6 +72,38 @@ struct Layer {
     down: Tensor,
 }
 
+impl Layer {
+    /// One block's weights under `vb` (`model.layers.N`), by their Hugging Face names:
+    /// `input_layernorm`, `self_attn.{q,k,v,o}_proj`, `post_attention_layernorm`,
+    /// `mlp.{gate,up,down}_proj`.
+    fn new(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Self> {
+        let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
+        let kv = cfg.kv_heads() * cfg.head_dim();
+        let attn = vb.pp("self_attn");
+        let projection = |name: &str, out: usize| -> Result<(Tensor, Option<Tensor>)> {
+            let p = attn.pp(name);
+            let bias = if cfg.qkv_bias() {
+                Some(p.get(out, "bias")?)
+            } else {
+                None
+            };
+            Ok((p.get((out, h), "weight")?, bias))
+        };
+        let mlp = vb.pp("mlp");
+        Ok(Self {
+            input_norm: vb.pp("input_layernorm").get(h, "weight")?,
+            q: projection("q_proj", h)?,
+            k: projection("k_proj", kv)?,
+            v: projection("v_proj", kv)?,
+            o: attn.pp("o_proj").get((h, h), "weight")?,
+            post_norm: vb.pp("post_attention_layernorm").get(h, "weight")?,
+            gate: mlp.pp("gate_proj").get((i, h), "weight")?,
+            up: mlp.pp("up_proj").get((i, h), "weight")?,
+            down: mlp.pp("down_proj").get((h, i), "weight")?,
+        })
+    }
+}
+
 /// One layer's cached keys and values: buffers `[batch, kv_heads, capacity, head_dim]` of which
 /// the first `len` positions are filled. Appending writes in place (amortized O(1) per token)
 /// instead of concatenating a new tensor every step, which made long generations copy the whole
@@ -182,42 +214,17 @@ impl Decoder {
     /// A missing weight or a shape mismatch, named.
     pub fn new(cfg: &ModelConfig, vb: &VarBuilder) -> Result<Self> {
         cfg.validate()?;
-        let shapes: std::collections::HashMap<String, Vec<usize>> =
-            parameter_shapes(cfg).into_iter().collect();
-        let get = |name: &str| -> Result<Tensor> { Ok(vb.get(shapes[name].as_slice(), name)?) };
-        let opt = |name: &str| -> Result<Option<Tensor>> {
-            if shapes.contains_key(name) {
-                get(name).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for l in 0..cfg.num_hidden_layers {
-            let p = format!("model.layers.{l}");
-            let proj = |n: &str| -> Result<(Tensor, Option<Tensor>)> {
-                Ok((
-                    get(&format!("{p}.self_attn.{n}.weight"))?,
-                    opt(&format!("{p}.self_attn.{n}.bias"))?,
-                ))
-            };
-            layers.push(Layer {
-                input_norm: get(&format!("{p}.input_layernorm.weight"))?,
-                q: proj("q_proj")?,
-                k: proj("k_proj")?,
-                v: proj("v_proj")?,
-                o: get(&format!("{p}.self_attn.o_proj.weight"))?,
-                post_norm: get(&format!("{p}.post_attention_layernorm.weight"))?,
-                gate: get(&format!("{p}.mlp.gate_proj.weight"))?,
-                up: get(&format!("{p}.mlp.up_proj.weight"))?,
-                down: get(&format!("{p}.mlp.down_proj.weight"))?,
-            });
-        }
-        let embed = get("model.embed_tokens.weight")?;
+        let (h, v) = (cfg.hidden_size, cfg.vocab_size);
+        let vb_model = vb.pp("model");
+        let vb_layers = vb_model.pp("layers");
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|l| Layer::new(cfg, &vb_layers.pp(l)))
+            .collect::<Result<Vec<_>>>()?;
+        let embed = vb_model.pp("embed_tokens").get((v, h), "weight")?;
         let lm_head = if cfg.tie_word_embeddings {
             embed.clone()
         } else {
-            get("lm_head.weight")?
+            vb.pp("lm_head").get((v, h), "weight")?
         };
         let (cos, sin) = rope_tables(
             cfg.head_dim(),
@@ -230,7 +237,7 @@ impl Decoder {
             cfg: cfg.clone(),
             embed,
             layers,
-            norm: get("model.norm.weight")?,
+            norm: vb_model.pp("norm").get(h, "weight")?,
             lm_head,
             cos,
             sin,

@@ -12,13 +12,25 @@ use abi_stable::{std_types::RString, StableAbi};
 #[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
 pub enum PluginError {
     /// The configuration handed to the constructor was rejected.
-    InvalidConfig { message: RString },
+    InvalidConfig {
+        /// What happened, in one line.
+        message: RString,
+    },
     /// The input of a call (pool, job, files) was rejected.
-    InvalidInput { message: RString },
+    InvalidInput {
+        /// What happened, in one line.
+        message: RString,
+    },
     /// The call ran and failed.
-    Failed { message: RString },
+    Failed {
+        /// What happened, in one line.
+        message: RString,
+    },
     /// The plugin panicked; the panic was caught at the boundary.
-    Panicked { message: RString },
+    Panicked {
+        /// What happened, in one line.
+        message: RString,
+    },
     /// The host asked the plugin to stop and it did.
     Cancelled,
 }

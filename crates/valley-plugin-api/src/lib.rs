@@ -42,6 +42,7 @@
 //! valley_plugin_api::export_sampler!(Reverse);
 //! ```
 
+#![warn(missing_docs)]
 // abi_stable's `sabi_trait` macro (0.11.3) expands to impls inside a const block.
 #![allow(non_local_definitions)]
 

@@ -28,6 +28,8 @@
 //! assert_eq!(report.plots[0].0, "valley-random.svg");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod error;
 pub mod format;

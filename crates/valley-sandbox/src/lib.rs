@@ -46,14 +46,16 @@
 //! # Ok::<(), valley_sandbox::SandboxError>(())
 //! ```
 
-pub mod capture;
+#![warn(missing_docs)]
+
+mod capture;
 pub mod init;
 mod judge_runner;
-pub mod landlock_rules;
-pub mod namespaces;
-pub mod rlimits;
-pub mod runner;
-pub mod seccomp;
+mod landlock_rules;
+mod namespaces;
+mod rlimits;
+mod runner;
+mod seccomp;
 pub mod service;
 
 use std::{path::PathBuf, time::Duration};

@@ -164,7 +164,7 @@ pub struct ReportArgs {
     /// The experiment (experiments/NAME.toml): its report from its runs under runs/NAME/.
     #[arg(required_unless_present = "from_json", conflicts_with = "from_json")]
     pub name: Option<String>,
-    /// Run records instead: {"experiment": {...}, "cells": [...]} (see reports/README.md).
+    /// Run records instead: {"experiment": {...}, "cells": [...]} (see crates/valley-reports/README.md).
     #[arg(long, value_name = "FILE")]
     pub from_json: Option<PathBuf>,
     /// Read the runs from MLflow (MLFLOW_TRACKING_URI, else the local server) even when the

@@ -11,7 +11,8 @@ use std::{collections::BTreeSet, io::Write, path::Path};
 
 use valley_reports::{CellRecord, ExperimentRecord, RunRecords};
 
-use valley_experiment::{Error, Experiment, Result, Session};
+use anyhow::{anyhow, Result};
+use valley_experiment::{Error, Experiment, Session};
 use valley_tracking::{
     mlflow::{MlflowClient, Run},
     target_from_env, Target,
@@ -65,14 +66,14 @@ pub fn experiment_record(exp: &Experiment) -> ExperimentRecord {
 /// `keys` when it is given (directories left by an earlier version of the experiment file).
 ///
 /// # Errors
-/// [`Error::Config`] when the run directory does not exist; a `result.json` that does not parse
+/// an error when the run directory does not exist; a `result.json` that does not parse
 /// is an error naming the file.
 pub fn read_cells(runs_dir: &Path, keys: Option<&BTreeSet<String>>) -> Result<Vec<CellRecord>> {
     let entries = std::fs::read_dir(runs_dir).map_err(|e| {
-        Error::Config(format!(
+        anyhow!(
             "{}: {e} — run the experiment first (`valley experiment NAME`)",
             runs_dir.display()
-        ))
+        )
     })?;
     let mut dirs: Vec<_> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -90,8 +91,8 @@ pub fn read_cells(runs_dir: &Path, keys: Option<&BTreeSet<String>>) -> Result<Ve
         let result = dir.join("result.json");
         if result.is_file() {
             let text = std::fs::read_to_string(&result).map_err(|e| Error::io(&result, e))?;
-            let cell: CellRecord = serde_json::from_str(&text)
-                .map_err(|e| Error::Config(format!("{}: {e}", result.display())))?;
+            let cell: CellRecord =
+                serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", result.display()))?;
             cells.push(cell);
             continue;
         }
@@ -101,7 +102,7 @@ pub fn read_cells(runs_dir: &Path, keys: Option<&BTreeSet<String>>) -> Result<Ve
             let text =
                 std::fs::read_to_string(&config_file).map_err(|e| Error::io(&config_file, e))?;
             let config: serde_json::Value = serde_json::from_str(&text)
-                .map_err(|e| Error::Config(format!("{}: {e}", config_file.display())))?;
+                .map_err(|e| anyhow!("{}: {e}", config_file.display()))?;
             let cell = &config["cell"];
             cells.push(CellRecord::failed(
                 cell["arm"].as_str().unwrap_or("?"),
@@ -140,8 +141,8 @@ fn write_report_of(
 ) -> Result<()> {
     let record = experiment_record(exp);
     let report = valley_reports::render(&record, &cells);
-    let written = valley_reports::write_report(&report, &exp.name, dir)
-        .map_err(|e| Error::Config(e.to_string()))?;
+    let written =
+        valley_reports::write_report(&report, &exp.name, dir).map_err(|e| anyhow!("{}", e))?;
     let records_file = dir.join(format!("{}.records.json", exp.name));
     let records = RunRecords {
         experiment: record.clone(),
@@ -233,10 +234,10 @@ pub fn read_cells_from_mlflow(
     keys: Option<&BTreeSet<String>>,
 ) -> Result<Vec<CellRecord>> {
     let id = client.experiment_id(experiment)?.ok_or_else(|| {
-        Error::Config(format!(
+        anyhow!(
             "MLflow at {} has no experiment `{experiment}`",
             client.uri()
-        ))
+        )
     })?;
     let runs = client.search_runs(std::slice::from_ref(&id), "tags.`valley.kind` = 'cell'")?;
     let mut newest: std::collections::BTreeMap<String, Run> = std::collections::BTreeMap::new();
@@ -259,9 +260,8 @@ pub fn read_cells_from_mlflow(
     for (key, run) in newest {
         if run.info.status == "FINISHED" {
             let bytes = client.download_artifact(&id, &run.info.run_id, "result.json")?;
-            let cell: CellRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                Error::Config(format!("run {} ({key}): result.json: {e}", run.info.run_id))
-            })?;
+            let cell: CellRecord = serde_json::from_slice(&bytes)
+                .map_err(|e| anyhow!("run {} ({key}): result.json: {e}", run.info.run_id))?;
             cells.push(cell);
         } else {
             let number = |t: &str| run.tag(t).and_then(|v| v.parse().ok()).unwrap_or(0);
@@ -297,10 +297,10 @@ pub fn report(
     let uri = match target_from_env(&exp.spec.tracking) {
         Target::Mlflow(uri) => uri,
         Target::Local(why) => {
-            return Err(Error::Config(format!(
+            return Err(anyhow!(
                 "no runs under {} and no MLflow to read them from ({why})",
                 exp.runs_dir().display()
-            )))
+            ))
         }
     };
     let client = MlflowClient::new(&uri)?;

@@ -52,9 +52,9 @@ pub struct CodeExecConfig {
     /// Python interpreter in the sandbox.
     pub python: String,
     /// Where the model runs: `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
-    pub device: String,
+    pub device: valley_lm::device::DeviceSetting,
     /// Weights and activations: `f32`, or `bf16` (meant for CUDA).
-    pub dtype: String,
+    pub dtype: valley_lm::device::Precision,
 }
 
 impl Default for CodeExecConfig {
@@ -73,8 +73,8 @@ impl Default for CodeExecConfig {
             test_timeout_s: 6.0,
             overall_timeout_s: 60.0,
             python: "/usr/bin/python3".into(),
-            device: "cpu".into(),
-            dtype: "f32".into(),
+            device: Default::default(),
+            dtype: Default::default(),
         }
     }
 }
@@ -104,9 +104,6 @@ impl CodeExecConfig {
         }
         if !(self.test_timeout_s > 0.0 && self.overall_timeout_s > 0.0) {
             return bad("test_timeout_s", "timeouts must be positive");
-        }
-        if !matches!(self.dtype.as_str(), "f32" | "bf16") {
-            return bad("dtype", "use f32 or bf16");
         }
         if self.temperature == 0.0 && self.n > 1 {
             return bad(

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use valley_judge::pass_at_k::pass_at_k;
+use valley_judge::pass_at_k;
 use valley_plugin_api::{Direction, MetricValue};
 
 /// What the metrics need of one sample.

@@ -8,9 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use candle_core::DType;
 use serde::Serialize;
-use valley_judge::{problem::parse_problems, JudgeConfig, Judged, Problem};
+use valley_judge::{parse_problems, JudgeConfig, Judged, Problem};
 use valley_lm::{
     chat_template::ChatTemplate,
     checkpoint::load_for_inference,
@@ -89,12 +88,8 @@ pub fn evaluate(
     if config.limit > 0 {
         problems.truncate(config.limit);
     }
-    let device = valley_lm::device::open(&config.device).map_err(PluginError::invalid_config)?;
-    let dtype = if config.dtype == "bf16" {
-        DType::BF16
-    } else {
-        DType::F32
-    };
+    let device = config.device.open().map_err(PluginError::invalid_config)?;
+    let dtype = config.dtype.dtype();
     let (model_cfg, vb) = load_for_inference(checkpoint, dtype, &device)
         .map_err(|e| failed("loading the checkpoint", e))?;
     let model = Decoder::new(&model_cfg, &vb).map_err(|e| failed("building the model", e))?;
@@ -185,7 +180,7 @@ pub fn evaluate(
                 sample: s % n,
                 difficulty: problem.difficulty().to_string(),
                 prompt: prompts[s / n].clone(),
-                code: valley_judge::extract::extract_code(&response).to_string(),
+                code: valley_judge::extract_code(&response).to_string(),
                 response,
                 finished: g.finished,
                 response_tokens: g.tokens.len(),

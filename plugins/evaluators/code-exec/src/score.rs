@@ -8,7 +8,7 @@ use std::sync::{
     Mutex,
 };
 
-use valley_judge::{extract::extract_code, judge, JudgeConfig, Judged, Problem, Runner};
+use valley_judge::{extract_code, judge, JudgeConfig, Judged, Problem, Runner};
 use valley_plugin_api::{Host, PluginError, SandboxRequest, SandboxResult};
 
 /// [`Runner`] over the host's sandbox service.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use valley_lm::{
     chat_template::ChatTemplate,
     checkpoint,
+    device::{DeviceSetting, Precision},
     init::init_varmap,
     loss::weighted_cross_entropy,
     optim::{lr_at, AdamW, AdamWParams},
@@ -64,9 +65,9 @@ pub struct SftConfig {
     /// AdamW.
     pub adamw: AdamWParams,
     /// `f32` or `bf16` (bf16 is meant for CUDA).
-    pub dtype: String,
+    pub dtype: Precision,
     /// `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
-    pub device: String,
+    pub device: DeviceSetting,
     /// Save a resumable checkpoint every this many steps (0: only at the end).
     pub checkpoint_every: u64,
     /// Resumable checkpoints kept (the newest).
@@ -102,8 +103,8 @@ impl Default for SftConfig {
             assistant_only: true,
             grad_clip: 1.0,
             adamw: AdamWParams::default(),
-            dtype: "f32".into(),
-            device: "cpu".into(),
+            dtype: Precision::F32,
+            device: DeviceSetting::Cpu,
             checkpoint_every: 0,
             keep_checkpoints: 2,
             tokenizer: "byte".into(),
@@ -183,139 +184,140 @@ pub fn train(
     resume: Option<&Path>,
     host: &Host<'_>,
 ) -> Result<TrainSummary, PluginError> {
-    if cfg.micro_batch == 0 || cfg.global_batch % cfg.micro_batch != 0 {
-        return Err(PluginError::invalid_config(format!(
-            "global_batch {} must be a positive multiple of micro_batch {}",
-            cfg.global_batch, cfg.micro_batch
-        )));
-    }
-    let dtype = match cfg.dtype.as_str() {
-        "f32" => DType::F32,
-        "bf16" => DType::BF16,
-        other => {
-            return Err(PluginError::invalid_config(format!(
-                "dtype `{other}`: use f32 or bf16"
-            )))
-        }
-    };
-    let device = valley_lm::device::open(&cfg.device).map_err(PluginError::invalid_config)?;
-    // The tokenizer travels with the weights: a checkpoint's own, else the configured one.
-    let tok = tokenizer_setting::resolve(
-        &cfg.tokenizer,
-        cfg.tokenizer_corpus.as_deref().unwrap_or(train_file),
-        &cfg.model,
-        resume,
-    )?;
-    let template = template_setting::resolve(&cfg.chat_template, &cfg.model, resume)?;
-    let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
-    let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
-    if pairs.is_empty() {
-        return Err(PluginError::invalid_input(format!(
-            "{}: no training records",
-            train_file.display()
-        )));
-    }
-    let mut truncated = 0;
-    let seqs: Vec<Sequence> = pairs
-        .iter()
-        .map(|(p, r)| {
-            let (s, cut) = tokenize_with(&tok, &template, p, r, cfg.max_length, cfg.assistant_only)
-                .map_err(PluginError::invalid_input)?;
-            truncated += usize::from(cut);
-            Ok(s)
-        })
-        .collect::<Result<_, PluginError>>()?;
-    // A sequence cut before its answer teaches nothing under the assistant-only loss; when every
-    // one is, training would take steps that change nothing. Say so instead.
-    let without_loss = seqs
-        .iter()
-        .filter(|s| s.weights.iter().all(|&w| w == 0.0))
-        .count();
-    if without_loss == seqs.len() {
-        let longest = pairs
-            .iter()
-            .filter_map(|(p, r)| {
-                tokenize_with(&tok, &template, p, r, usize::MAX - 1, cfg.assistant_only)
-                    .ok()
-                    .map(|(s, _)| s.inputs.len())
-            })
-            .max()
-            .unwrap_or(0);
-        return Err(PluginError::invalid_config(format!(
-            "max_length {}: every one of the {} sequences of {} is cut before its answer, so no token counts towards the loss; the longest sequence is {longest} tokens with this tokenizer — raise max_length (or use a tokenizer that makes them shorter)",
-            cfg.max_length,
-            seqs.len(),
-            train_file.display()
-        )));
-    }
-
-    let (model_cfg, varmap) = match (resume, cfg.model.as_str()) {
-        (Some(dir), _) => checkpoint::load_varmap(dir, dtype, &device).map_err(fail)?,
-        (None, "small") => {
-            let m = ModelConfig::small(tok.vocab_size());
-            let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
-            (m, vm)
-        }
-        (None, file) if Path::new(file).is_file() => {
-            let m = ModelConfig::from_json_file(Path::new(file)).map_err(fail)?;
-            let vm = init_varmap(&m, cfg.init_seed, dtype, &device).map_err(fail)?;
-            (m, vm)
-        }
-        (None, dir) => checkpoint::load_varmap(Path::new(dir), dtype, &device).map_err(fail)?,
-    };
-    if model_cfg.vocab_size < tok.vocab_size() {
-        return Err(PluginError::invalid_config(format!(
-            "the model's vocabulary ({}) is smaller than its tokenizer's ({})",
-            model_cfg.vocab_size,
-            tok.vocab_size()
-        )));
-    }
-    let model = Decoder::new(
-        &model_cfg,
-        &VarBuilder::from_varmap(&varmap, dtype, &device),
-    )
-    .map_err(fail)?;
-    let vars: Vec<(String, candle_core::Var)> = varmap
-        .data()
-        .lock()
-        .map_err(|_| fail("poisoned VarMap"))?
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut opt = AdamW::new(vars, cfg.adamw).map_err(fail)?;
-    let mut state = TrainState {
-        step: 0,
-        tokens_seen: 0.0,
-    };
-    if let Some(dir) = resume {
-        let text = std::fs::read_to_string(dir.join("state.json")).map_err(fail)?;
-        state = serde_json::from_str(&text).map_err(fail)?;
-        let moments = candle_core::safetensors::load(dir.join("optimizer.safetensors"), &device)
-            .map_err(fail)?;
-        opt.restore(&moments, state.step).map_err(fail)?;
-    }
-
-    let steps_per_epoch = seqs.len().div_ceil(cfg.global_batch) as u64;
-    let total = cfg
-        .steps
-        .unwrap_or(steps_per_epoch * cfg.epochs.max(1))
-        .max(1);
-    let warmup = (cfg.warmup_ratio * total as f64).round() as u64;
-    let resumed_from = resume.map(|_| state.step);
-    let mut final_loss = f64::NAN;
-    while state.step < total {
+    let mut run = Run::prepare(cfg, train_file, resume)?;
+    while run.state.step < run.total {
         host.check_cancelled()?;
+        run.step(cfg, host)?;
+        let step = run.state.step;
+        if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 && step < run.total {
+            run.save_resumable(out)?;
+            prune(out, cfg.keep_checkpoints)?;
+        }
+    }
+    run.finish(cfg, out, host)
+}
+
+/// A training run between its set-up and its final checkpoint: the data, the model, the
+/// optimizer and where the run stands.
+struct Run {
+    tok: Tokenizer,
+    template: ChatTemplate,
+    pad_id: u32,
+    seqs: Vec<Sequence>,
+    /// Sequences cut at `max_length`.
+    truncated: usize,
+    model_cfg: ModelConfig,
+    varmap: VarMap,
+    model: Decoder,
+    opt: AdamW,
+    device: Device,
+    state: TrainState,
+    resumed_from: Option<u64>,
+    steps_per_epoch: u64,
+    /// Optimizer steps in all.
+    total: u64,
+    warmup: u64,
+    final_loss: f64,
+}
+
+impl Run {
+    /// Checks the config, tokenizes the file, and builds the model and optimizer: from `resume`
+    /// (a resumable checkpoint) when given, else from `cfg.model`.
+    fn prepare(
+        cfg: &SftConfig,
+        train_file: &Path,
+        resume: Option<&Path>,
+    ) -> Result<Self, PluginError> {
+        if cfg.micro_batch == 0 || cfg.global_batch % cfg.micro_batch != 0 {
+            return Err(PluginError::invalid_config(format!(
+                "global_batch {} must be a positive multiple of micro_batch {}",
+                cfg.global_batch, cfg.micro_batch
+            )));
+        }
+        let dtype = cfg.dtype.dtype();
+        let device = cfg.device.open().map_err(PluginError::invalid_config)?;
+        // The tokenizer travels with the weights: a checkpoint's own, else the configured one.
+        let tok = tokenizer_setting::resolve(
+            &cfg.tokenizer,
+            cfg.tokenizer_corpus.as_deref().unwrap_or(train_file),
+            &cfg.model,
+            resume,
+        )?;
+        let template = template_setting::resolve(&cfg.chat_template, &cfg.model, resume)?;
+        let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
+        let (seqs, truncated) = sequences(cfg, train_file, &tok, &template)?;
+        let (model_cfg, varmap) = model_weights(cfg, resume, &tok, dtype, &device)?;
+        if model_cfg.vocab_size < tok.vocab_size() {
+            return Err(PluginError::invalid_config(format!(
+                "the model's vocabulary ({}) is smaller than its tokenizer's ({})",
+                model_cfg.vocab_size,
+                tok.vocab_size()
+            )));
+        }
+        let model = Decoder::new(
+            &model_cfg,
+            &VarBuilder::from_varmap(&varmap, dtype, &device),
+        )
+        .map_err(fail)?;
+        let vars: Vec<(String, candle_core::Var)> = varmap
+            .data()
+            .lock()
+            .map_err(|_| fail("poisoned VarMap"))?
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut opt = AdamW::new(vars, cfg.adamw).map_err(fail)?;
+        let mut state = TrainState {
+            step: 0,
+            tokens_seen: 0.0,
+        };
+        if let Some(dir) = resume {
+            let text = std::fs::read_to_string(dir.join("state.json")).map_err(fail)?;
+            state = serde_json::from_str(&text).map_err(fail)?;
+            let moments =
+                candle_core::safetensors::load(dir.join("optimizer.safetensors"), &device)
+                    .map_err(fail)?;
+            opt.restore(&moments, state.step).map_err(fail)?;
+        }
+        let steps_per_epoch = seqs.len().div_ceil(cfg.global_batch) as u64;
+        let total = cfg
+            .steps
+            .unwrap_or(steps_per_epoch * cfg.epochs.max(1))
+            .max(1);
+        Ok(Self {
+            tok,
+            template,
+            pad_id,
+            seqs,
+            truncated,
+            model_cfg,
+            varmap,
+            model,
+            opt,
+            device,
+            resumed_from: resume.map(|_| state.step),
+            state,
+            steps_per_epoch,
+            total,
+            warmup: (cfg.warmup_ratio * total as f64).round() as u64,
+            final_loss: f64::NAN,
+        })
+    }
+
+    /// One optimizer step over the next global batch of the file, in its order; its metrics go
+    /// to the host.
+    fn step(&mut self, cfg: &SftConfig, host: &Host<'_>) -> Result<(), PluginError> {
         let started = Instant::now();
-        let in_epoch = (state.step % steps_per_epoch) as usize;
-        let chunk =
-            &seqs[in_epoch * cfg.global_batch..((in_epoch + 1) * cfg.global_batch).min(seqs.len())];
+        let in_epoch = (self.state.step % self.steps_per_epoch) as usize;
+        let chunk = &self.seqs
+            [in_epoch * cfg.global_batch..((in_epoch + 1) * cfg.global_batch).min(self.seqs.len())];
         let micro: Vec<Batch> = chunk
             .chunks(cfg.micro_batch)
             .map(|c| {
                 if cfg.packing {
-                    pack(c, cfg.max_length, pad_id)
+                    pack(c, cfg.max_length, self.pad_id)
                 } else {
-                    pad(c, pad_id)
+                    pad(c, self.pad_id)
                 }
             })
             .collect();
@@ -323,12 +325,13 @@ pub fn train(
         let mut acc = None;
         let mut loss_sum = 0.0;
         for b in &micro {
-            let t = |v: &[u32]| Tensor::from_vec(v.to_vec(), (b.rows, b.len), &device);
-            let logits = model
+            let t = |v: &[u32]| Tensor::from_vec(v.to_vec(), (b.rows, b.len), &self.device);
+            let logits = self
+                .model
                 .forward(&t(&b.inputs).map_err(fail)?, None)
                 .map_err(fail)?;
             let weights =
-                Tensor::from_vec(b.weights.clone(), (b.rows, b.len), &device).map_err(fail)?;
+                Tensor::from_vec(b.weights.clone(), (b.rows, b.len), &self.device).map_err(fail)?;
             let (mean, w) =
                 weighted_cross_entropy(&logits, &t(&b.targets).map_err(fail)?, &weights)
                     .map_err(fail)?;
@@ -344,60 +347,167 @@ pub fn train(
             let grads = share.backward().map_err(fail)?;
             match acc.as_mut() {
                 None => acc = Some(grads),
-                Some(a) => opt.accumulate(a, &grads).map_err(fail)?,
+                Some(a) => self.opt.accumulate(a, &grads).map_err(fail)?,
             }
         }
         let Some(mut grads) = acc else {
-            state.step += 1;
-            continue;
+            // Nothing in this batch counts towards the loss: the step passes without an update.
+            self.state.step += 1;
+            return Ok(());
         };
-        let grad_norm = opt
+        let grad_norm = self
+            .opt
             .clip_grad_norm(&mut grads, cfg.grad_clip)
             .map_err(fail)?;
-        let lr = lr_at(state.step, total, warmup, cfg.lr, cfg.min_lr_ratio);
-        opt.step(&grads, lr).map_err(fail)?;
-        state.step += 1;
-        state.tokens_seen += step_tokens;
-        final_loss = loss_sum;
+        let lr = lr_at(
+            self.state.step,
+            self.total,
+            self.warmup,
+            cfg.lr,
+            cfg.min_lr_ratio,
+        );
+        self.opt.step(&grads, lr).map_err(fail)?;
+        self.state.step += 1;
+        self.state.tokens_seen += step_tokens;
+        self.final_loss = loss_sum;
         let secs = started.elapsed().as_secs_f64().max(1e-9);
+        let step = self.state.step;
         host.log_all(&[
-            MetricPoint::new("train/loss", loss_sum, state.step)
+            MetricPoint::new("train/loss", loss_sum, step)
                 .unit("nats")
                 .lower_is_better(),
-            MetricPoint::new("train/lr", lr, state.step),
-            MetricPoint::new("train/grad_norm", grad_norm, state.step),
-            MetricPoint::new("train/tokens_per_s", step_tokens / secs, state.step)
+            MetricPoint::new("train/lr", lr, step),
+            MetricPoint::new("train/grad_norm", grad_norm, step),
+            MetricPoint::new("train/tokens_per_s", step_tokens / secs, step)
                 .unit("tokens/s")
                 .higher_is_better(),
-            MetricPoint::new("train/tokens_seen", state.tokens_seen, state.step).unit("tokens"),
+            MetricPoint::new("train/tokens_seen", self.state.tokens_seen, step).unit("tokens"),
         ]);
-        host.progress(state.step, total, format!("loss {loss_sum:.4}"));
-        if cfg.checkpoint_every > 0 && state.step % cfg.checkpoint_every == 0 && state.step < total
-        {
-            save_resumable(out, &tok, &template, &model_cfg, &varmap, &opt, &state)?;
-            prune(out, cfg.keep_checkpoints)?;
-        }
+        host.progress(step, self.total, format!("loss {loss_sum:.4}"));
+        Ok(())
     }
 
-    let accuracy = token_accuracy(&model, &seqs, cfg, pad_id, &device)?;
-    host.log(
-        MetricPoint::new("train/token_accuracy", accuracy, state.step)
-            .unit("fraction")
-            .higher_is_better(),
-    );
-    let final_dir = out.join("final");
-    checkpoint::save(&final_dir, &model_cfg, &varmap).map_err(fail)?;
-    tok.save(&final_dir).map_err(fail)?;
-    template.save(&final_dir).map_err(fail)?;
-    Ok(TrainSummary {
-        steps: state.step,
-        sequences: seqs.len(),
-        truncated,
-        tokens_seen: state.tokens_seen,
-        final_loss,
-        train_token_accuracy: accuracy,
-        checkpoint: final_dir,
-        resumed_from,
+    /// Saves a checkpoint this run can resume from exactly (weights, optimizer moments, step and
+    /// data position).
+    fn save_resumable(&self, out: &Path) -> Result<(), PluginError> {
+        save_resumable(
+            out,
+            &self.tok,
+            &self.template,
+            &self.model_cfg,
+            &self.varmap,
+            &self.opt,
+            &self.state,
+        )
+    }
+
+    /// Measures the token accuracy on the training file, saves the final checkpoint (with its
+    /// tokenizer and chat template) and sums the run up.
+    fn finish(
+        self,
+        cfg: &SftConfig,
+        out: &Path,
+        host: &Host<'_>,
+    ) -> Result<TrainSummary, PluginError> {
+        let accuracy = token_accuracy(&self.model, &self.seqs, cfg, self.pad_id, &self.device)?;
+        host.log(
+            MetricPoint::new("train/token_accuracy", accuracy, self.state.step)
+                .unit("fraction")
+                .higher_is_better(),
+        );
+        let final_dir = out.join("final");
+        checkpoint::save(&final_dir, &self.model_cfg, &self.varmap).map_err(fail)?;
+        self.tok.save(&final_dir).map_err(fail)?;
+        self.template.save(&final_dir).map_err(fail)?;
+        Ok(TrainSummary {
+            steps: self.state.step,
+            sequences: self.seqs.len(),
+            truncated: self.truncated,
+            tokens_seen: self.state.tokens_seen,
+            final_loss: self.final_loss,
+            train_token_accuracy: accuracy,
+            checkpoint: final_dir,
+            resumed_from: self.resumed_from,
+        })
+    }
+}
+
+/// The training file's records as token sequences, and how many were cut at `max_length`.
+///
+/// # Errors
+/// An unreadable or empty file, a record that does not tokenize, or a `max_length` that cuts every
+/// sequence before its answer.
+fn sequences(
+    cfg: &SftConfig,
+    train_file: &Path,
+    tok: &Tokenizer,
+    template: &ChatTemplate,
+) -> Result<(Vec<Sequence>, usize), PluginError> {
+    let pairs = read_pairs(train_file).map_err(PluginError::invalid_input)?;
+    if pairs.is_empty() {
+        return Err(PluginError::invalid_input(format!(
+            "{}: no training records",
+            train_file.display()
+        )));
+    }
+    let mut truncated = 0;
+    let seqs: Vec<Sequence> = pairs
+        .iter()
+        .map(|(p, r)| {
+            let (s, cut) = tokenize_with(tok, template, p, r, cfg.max_length, cfg.assistant_only)
+                .map_err(PluginError::invalid_input)?;
+            truncated += usize::from(cut);
+            Ok(s)
+        })
+        .collect::<Result<_, PluginError>>()?;
+    // A sequence cut before its answer teaches nothing under the assistant-only loss; when every
+    // one is, training would take steps that change nothing. Say so instead.
+    let without_loss = seqs
+        .iter()
+        .filter(|s| s.weights.iter().all(|&w| w == 0.0))
+        .count();
+    if without_loss == seqs.len() {
+        let longest = pairs
+            .iter()
+            .filter_map(|(p, r)| {
+                tokenize_with(tok, template, p, r, usize::MAX - 1, cfg.assistant_only)
+                    .ok()
+                    .map(|(s, _)| s.inputs.len())
+            })
+            .max()
+            .unwrap_or(0);
+        return Err(PluginError::invalid_config(format!(
+            "max_length {}: every one of the {} sequences of {} is cut before its answer, so no token counts towards the loss; the longest sequence is {longest} tokens with this tokenizer — raise max_length (or use a tokenizer that makes them shorter)",
+            cfg.max_length,
+            seqs.len(),
+            train_file.display()
+        )));
+    }
+    Ok((seqs, truncated))
+}
+
+/// The model's shape and weights: a resumable checkpoint's, the small from-scratch student's, a
+/// from-scratch model of a `config.json`'s shape, or a checkpoint directory's.
+fn model_weights(
+    cfg: &SftConfig,
+    resume: Option<&Path>,
+    tok: &Tokenizer,
+    dtype: DType,
+    device: &Device,
+) -> Result<(ModelConfig, VarMap), PluginError> {
+    Ok(match (resume, cfg.model.as_str()) {
+        (Some(dir), _) => checkpoint::load_varmap(dir, dtype, device).map_err(fail)?,
+        (None, "small") => {
+            let m = ModelConfig::small(tok.vocab_size());
+            let vm = init_varmap(&m, cfg.init_seed, dtype, device).map_err(fail)?;
+            (m, vm)
+        }
+        (None, file) if Path::new(file).is_file() => {
+            let m = ModelConfig::from_json_file(Path::new(file)).map_err(fail)?;
+            let vm = init_varmap(&m, cfg.init_seed, dtype, device).map_err(fail)?;
+            (m, vm)
+        }
+        (None, dir) => checkpoint::load_varmap(Path::new(dir), dtype, device).map_err(fail)?,
     })
 }
 

@@ -25,7 +25,8 @@ use std::{
 use serde_json::{json, Value};
 use valley_plugin_api::TrainJob;
 
-use valley_experiment::{Error, Result};
+use anyhow::{anyhow, Result};
+use valley_experiment::Error;
 use valley_plugin_host::{workspace_root, CallServices, LoadedTrainer, PluginSearch};
 
 use super::super::Outcome;
@@ -56,8 +57,8 @@ impl Measurement {
     }
 }
 
-fn cfg_err(message: String) -> Error {
-    Error::Config(message)
+fn cfg_err(message: String) -> anyhow::Error {
+    anyhow!("{}", message)
 }
 
 /// Records of exactly `seq + 1` tokens under the byte tokenizer's ChatML template: ASCII code-like
@@ -66,7 +67,7 @@ fn cfg_err(message: String) -> Error {
 /// to the problem, three quarters to the response.
 ///
 /// # Errors
-/// [`Error::Config`] when `seq` is too short to hold the template and some text.
+/// an error when `seq` is too short to hold the template and some text.
 pub fn bench_records(count: usize, seq: usize) -> Result<Vec<Value>> {
     const TEMPLATE: usize = 21;
     if seq < TEMPLATE + 3 {

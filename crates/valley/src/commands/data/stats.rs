@@ -3,33 +3,15 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fs::File,
-    io::{BufRead, BufReader, Read, Write},
-    path::Path,
+    io::{BufRead, Write},
 };
 
 use serde_json::Value;
-use valley_data::{read_eval_jsonl, read_training_jsonl, BadRowPolicy, DataError};
+use valley_data::{read_eval_jsonl, read_training_jsonl, sources::open_jsonl, BadRowPolicy};
 use valley_experiment::Result;
 
 use super::super::{out_err, Outcome};
 use crate::cli::SourceArgs;
-
-fn open_lines(path: &Path) -> std::result::Result<Box<dyn BufRead>, DataError> {
-    let unreadable = |e: std::io::Error| DataError::Unreadable {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    };
-    let mut file = File::open(path).map_err(unreadable)?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic).map_err(unreadable)?;
-    let file = File::open(path).map_err(unreadable)?;
-    Ok(if n == 2 && magic == [0x1f, 0x8b] {
-        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(file)))
-    } else {
-        Box::new(BufReader::new(file))
-    })
-}
 
 /// The `q`-quantile (nearest rank) of sorted values.
 fn percentile(sorted: &[usize], q: f64) -> usize {
@@ -49,7 +31,7 @@ fn percentile(sorted: &[usize], q: f64) -> usize {
 /// Data errors naming file, line and field.
 pub fn run(args: &SourceArgs, out: &mut dyn Write) -> Result<Outcome> {
     let source = args.source.as_path();
-    let first: Option<Value> = open_lines(source)?
+    let first: Option<Value> = open_jsonl(source)?
         .lines()
         .map_while(std::result::Result::ok)
         .find(|l| !l.trim().is_empty())

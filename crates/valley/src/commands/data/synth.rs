@@ -2,8 +2,8 @@
 
 use std::{io::Write, time::Instant};
 
+use anyhow::{anyhow, Result};
 use valley_data::synth::{generate, python_runner::BatchedPython, write_corpus, SynthRequest};
-use valley_experiment::{Error, Result};
 
 use super::super::{out_err, Outcome};
 use crate::cli::SynthArgs;
@@ -11,7 +11,7 @@ use crate::cli::SynthArgs;
 /// Generates the corpus into `--out` and prints what it wrote.
 ///
 /// # Errors
-/// [`Error::Config`] when generation fails (Python missing, say), I/O errors naming the file.
+/// an error when generation fails (Python missing, say), I/O errors naming the file.
 pub fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<Outcome> {
     let request = &SynthRequest {
         train: args.train,
@@ -24,8 +24,8 @@ pub fn run(args: &SynthArgs, out: &mut dyn Write) -> Result<Outcome> {
         ..BatchedPython::default()
     };
     let start = Instant::now();
-    let corpus = generate(request, &runner).map_err(|e| Error::Config(e.to_string()))?;
-    write_corpus(&corpus, out_dir).map_err(|e| Error::Config(e.to_string()))?;
+    let corpus = generate(request, &runner).map_err(|e| anyhow!("{}", e))?;
+    write_corpus(&corpus, out_dir).map_err(|e| anyhow!("{}", e))?;
     for (name, paper, idx) in &corpus.subsets {
         let correct = corpus
             .subset(name)

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use valley_plugin_api::PluginKind;
 
-use valley_experiment::{Error, Result};
+use anyhow::{anyhow, Result};
+use valley_experiment::Error;
 use valley_plugin_host::workspace_root;
 
 use super::super::Outcome;
@@ -41,7 +42,7 @@ fn kind_dir(kind: PluginKind) -> &'static str {
 /// the current directory, else the current directory) and returns its directory.
 ///
 /// # Errors
-/// [`Error::Config`] for a bad name, an existing directory, or when `valley-plugin-api` cannot be
+/// an error for a bad name, an existing directory, or when `valley-plugin-api` cannot be
 /// found; I/O errors naming the path.
 pub fn scaffold(name: &str, kind: PluginKind, parent: Option<&Path>) -> Result<PathBuf> {
     if !(name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -49,14 +50,12 @@ pub fn scaffold(name: &str, kind: PluginKind, parent: Option<&Path>) -> Result<P
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
     {
-        return Err(Error::Config(format!(
+        return Err(anyhow!(
             "plugin name `{name}`: use lowercase letters, digits and `-`, starting with a letter"
-        )));
+        ));
     }
     let valley_root = find_valley_root().ok_or_else(|| {
-        Error::Config(
-            "cannot find the valley checkout (crates/valley-plugin-api/Cargo.toml): run `valley plugins new` from inside it, or the valley binary built in it".into(),
-        )
+        anyhow!("cannot find the valley checkout (crates/valley-plugin-api/Cargo.toml): run `valley plugins new` from inside it, or the valley binary built in it")
     })?;
     let cwd = std::env::current_dir().map_err(|e| Error::io(".", e))?;
     let parent = match parent {
@@ -68,7 +67,7 @@ pub fn scaffold(name: &str, kind: PluginKind, parent: Option<&Path>) -> Result<P
     };
     let dir = parent.join(name);
     if dir.exists() {
-        return Err(Error::Config(format!("{}: already exists", dir.display())));
+        return Err(anyhow!("{}: already exists", dir.display()));
     }
     let inside = dir.starts_with(&valley_root);
     let manifest = if inside {
@@ -165,10 +164,10 @@ fn add_member(root: &Path, dir: &Path) -> Result<()> {
     let text = std::fs::read_to_string(&manifest).map_err(|e| Error::io(&manifest, e))?;
     let rel = dir.strip_prefix(root).unwrap_or(dir).display().to_string();
     let Some(at) = text.find("members = [\n") else {
-        return Err(Error::Config(format!(
+        return Err(anyhow!(
             "{}: no `members = [` list to add {rel} to; add it by hand",
             manifest.display()
-        )));
+        ));
     };
     let insert_at = at + "members = [\n".len();
     let updated = format!(
@@ -176,7 +175,7 @@ fn add_member(root: &Path, dir: &Path) -> Result<()> {
         &text[..insert_at],
         &text[insert_at..]
     );
-    std::fs::write(&manifest, updated).map_err(|e| Error::io(&manifest, e))
+    Ok(std::fs::write(&manifest, updated).map_err(|e| Error::io(&manifest, e))?)
 }
 
 fn workspace_manifest(name: &str) -> String {
