@@ -26,10 +26,7 @@ use valley_e2e::{
     assert_code, read_lines, show, stdout, tiny_train, toml_path, valley, workspace_root,
     write_file,
 };
-use valley_tracking::{
-    mlflow::{MlflowClient, Run},
-    Event,
-};
+use valley_tracking::{Event, MlflowClient, Run};
 
 /// A real MLflow server in a temporary home, stopped (its process group) when dropped.
 struct Server {
@@ -426,7 +423,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
     let exp = client.ensure_experiment("nan").unwrap();
     let run = client.create_run(&exp, "nan", 1, &[]).unwrap();
     let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1.5];
-    let batch = valley_tracking::batch::LogBatch {
+    let batch = valley_tracking::LogBatch {
         metrics: values
             .iter()
             .enumerate()
@@ -451,7 +448,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
     let err = client
         .log_batch(
             &run.info.run_id,
-            &valley_tracking::batch::LogBatch {
+            &valley_tracking::LogBatch {
                 params: vec![("p".into(), "1".into())],
                 ..Default::default()
             },
@@ -459,7 +456,7 @@ fn non_finite_metrics_reach_mlflow_as_nan_and_infinities() {
         .and_then(|()| {
             client.log_batch(
                 &run.info.run_id,
-                &valley_tracking::batch::LogBatch {
+                &valley_tracking::LogBatch {
                     params: vec![("p".into(), "2".into())],
                     ..Default::default()
                 },
@@ -582,7 +579,7 @@ fn json(path: &Path) -> Value {
 
 #[test]
 fn the_background_worker_sends_the_backlog_when_the_server_returns() {
-    use valley_tracking::{worker::SyncedTracker, Metric, RunSpec, RunStatus, Tracker};
+    use valley_tracking::{Metric, RunSpec, RunStatus, SyncedTracker, Tracker};
     let server = Server::start();
     server.stop();
     let dir = tempfile::tempdir().unwrap();

@@ -26,16 +26,9 @@ use std::{
 use valley_plugin_api::{Direction, MetricPoint};
 
 use valley_tracking::{
-    direction_serde, flatten,
-    local::LocalStore,
-    mlflow::MlflowClient,
-    now_ms,
-    target::{target_from_env, Target},
-    worker::SyncedTracker,
-    Metric, MetricValue, RunId, RunSpec, RunStatus, Tracker,
+    direction_serde, flatten, now_ms, pending, target_from_env, LocalStore, Metric, MetricValue,
+    MlflowClient, Result, RunId, RunSpec, RunStatus, SyncedTracker, Target, Tracker,
 };
-
-use valley_tracking::{replay::pending, Result};
 
 use crate::{
     events::{CellEnd, SweepEvent, SweepObserver},
@@ -390,10 +383,7 @@ impl Session {
         if let Some(e) = error {
             self.tracker.set_tags(
                 run,
-                vec![(
-                    "valley.error".into(),
-                    valley_tracking::batch::truncate(e, 5000),
-                )],
+                vec![("valley.error".into(), valley_tracking::truncate(e, 5000))],
             )?;
         }
         self.tracker.end_run(run, status)
@@ -535,7 +525,7 @@ impl SweepObserver for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use valley_tracking::{memory::MemoryTracker, Event};
+    use valley_tracking::{Event, MemoryTracker};
 
     #[test]
     fn utc_stamp_formats_known_instants() {

@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use valley_tracking::{local::LocalTracker, Metric, RunSpec, RunStatus, Tracker};
+//! use valley_tracking::{LocalTracker, Metric, RunSpec, RunStatus, Tracker};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let tracker = LocalTracker::new(dir.path());
@@ -39,18 +39,24 @@
 
 #![warn(missing_docs)]
 
-pub mod batch;
-pub mod local;
-pub mod memory;
-pub mod mlflow;
-pub mod replay;
+mod batch;
+mod local;
+mod memory;
+mod mlflow;
+mod replay;
 pub mod server;
-pub mod sync;
-pub mod target;
-pub mod worker;
+mod sync;
+mod target;
+mod worker;
 
+pub use batch::{truncate, LogBatch};
+pub use local::{LocalStore, LocalTracker};
+pub use memory::MemoryTracker;
+pub use mlflow::{MlflowClient, Run};
+pub use replay::{pending, sync_store};
 pub use sync::sync_command;
 pub use target::{choose_target, target_from_env, Target, TrackingSection};
+pub use worker::SyncedTracker;
 
 use std::{collections::BTreeMap, path::PathBuf};
 

@@ -13,10 +13,7 @@ use valley_reports::{CellRecord, ExperimentRecord, RunRecords};
 
 use anyhow::{anyhow, Result};
 use valley_experiment::{Error, Experiment, Session};
-use valley_tracking::{
-    mlflow::{MlflowClient, Run},
-    target_from_env, Target,
-};
+use valley_tracking::{target_from_env, MlflowClient, Run, Target};
 
 use super::Outcome;
 use crate::cli::ReportArgs;
