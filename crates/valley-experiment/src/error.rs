@@ -85,6 +85,16 @@ pub enum Error {
     #[error(transparent)]
     Tracking(#[from] valley_tracking::TrackingError),
 
+    /// The evaluation set could not be hidden from sandboxed programs (it lies where they may
+    /// read, or the sandbox cannot be made): nothing was judged.
+    #[error("evaluation set {}: {why}", path.display())]
+    EvalSetVisible {
+        /// The evaluation set.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+
     /// I/O on a named path.
     #[error("{path}: {source}")]
     Io {

@@ -61,6 +61,11 @@ pub fn evaluate(
     services: &CallServices,
 ) -> Result<EvalResult> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out.display().to_string(), e))?;
+    // The problems hold the expected outputs: no program the evaluator has judged may read them.
+    valley_sandbox::service::hide(problems).map_err(|e| Error::EvalSetVisible {
+        path: problems.to_path_buf(),
+        why: e,
+    })?;
     let evaluator = LoadedEvaluator::new(lib.clone(), "evaluator", config)?;
     let job = EvalJob {
         config_json: config.to_string().into(),

@@ -1,15 +1,21 @@
 //! The judge, generic over how programs run: it builds the sandbox requests for a candidate
 //! program, hands them to a [`Runner`] (the harness's sandbox, or a plugin's
-//! `Host::run_sandboxed`) and gives a verdict, following LiveCodeBench's rules (see [`compare`])
-//! for LiveCodeBench-shaped problems and OpenAI's HumanEval harness for HumanEval-shaped ones
-//! (`prompt` + completion + `test` + `check(entry_point)`, passing when it exits 0).
+//! `Host::run_sandboxed`) and gives a verdict, following LiveCodeBench's rules (see the `compare` module)
+//! for LiveCodeBench-shaped problems, and OpenAI's HumanEval harness for HumanEval-shaped ones
+//! (`prompt` + completion, then `test`'s `check(entry_point)`) with one difference: `check` runs in
+//! a process the completion never touches and sees only plain data from it, so the completion
+//! cannot forge a pass (see the `proxy_driver` module).
 //!
-//! A LiveCodeBench sample is one sandbox run (see [`forking_driver`]): a driver imports the
+//! A LiveCodeBench sample is one sandbox run (see the `forking_driver` module): a driver imports the
 //! prelude and compiles the solution once, then forks a fresh process per test, each with its own
 //! timeout (default 6 s) and CPU and memory limits, under an overall deadline per sample. The
 //! first failing test decides the verdict (LiveCodeBench stops at the first failure), and a sample
 //! is solved only when every test passes. The program never sees expected outputs: stdout (or the
-//! JSON of a functional call's return value) comes back to the caller, which compares.
+//! JSON of a functional call's return value) comes back to the caller, which compares. A
+//! sample's deadline grows with its tests as LiveCodeBench's does: (per-test timeout + 1 s) ×
+//! tests + 5 s.
+//!
+//! Each verdict records the isolation its runs had ([`Judged::isolation`]).
 //!
 //! The currency is the plugin interface's FFI sandbox types ([`SandboxRequest`],
 //! [`SandboxResult`]) so that the host and plugins judge with the same code.
@@ -32,6 +38,7 @@ mod extract;
 mod forking_driver;
 mod pass_at_k;
 mod problem;
+mod proxy_driver;
 
 use std::time::{Duration, Instant};
 
@@ -110,6 +117,9 @@ pub struct Judged {
     pub detail: String,
     /// Wall time of all its runs.
     pub wall_ms: u64,
+    /// The isolation its run had: `full (N layers)`, or `weaker: ` and what was off.
+    #[serde(default)]
+    pub isolation: String,
 }
 
 /// Judge settings.
@@ -119,8 +129,9 @@ pub struct JudgeConfig {
     pub python: String,
     /// Timeout of one test (LiveCodeBench: 6 s).
     pub test_timeout: Duration,
-    /// Deadline of all tests of one sample together.
-    pub overall_timeout: Duration,
+    /// Deadline of all tests of one sample together; `None`: LiveCodeBench's, which grows with
+    /// the number of tests (see [`JudgeConfig::sample_deadline`]).
+    pub overall_timeout: Option<Duration>,
     /// Address space of each run.
     pub memory_bytes: u64,
 }
@@ -130,35 +141,82 @@ impl Default for JudgeConfig {
         Self {
             python: "/usr/bin/python3".into(),
             test_timeout: Duration::from_secs(6),
-            overall_timeout: Duration::from_secs(60),
+            overall_timeout: None,
             memory_bytes: 2 << 30,
         }
+    }
+}
+
+impl JudgeConfig {
+    /// The deadline of a sample with `tests` tests: `overall_timeout` when set, else
+    /// LiveCodeBench's `(timeout + 1) * len(inputs) + 5` seconds
+    /// (`lcb_runner/evaluation/compute_code_generation_metrics.py`, `check_correctness`).
+    pub fn sample_deadline(&self, tests: usize) -> Duration {
+        self.overall_timeout.unwrap_or_else(|| {
+            (self.test_timeout + Duration::from_secs(1)) * tests.max(1) as u32
+                + Duration::from_secs(5)
+        })
     }
 }
 
 /// Imports LiveCodeBench prepends to every program (`lcb_runner/evaluation/testing_util.py`).
 const LCB_IMPORTS: &str = "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\nfrom heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\nfrom random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\nfrom operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\nfrom builtins import *\nfrom typing import *\nimport string\nimport re\nimport datetime\nimport collections\nimport heapq\nimport bisect\nimport copy\nimport math\nimport random\nimport statistics\nimport itertools\nimport functools\nimport operator\nimport io\nimport sys\nimport json\nsys.setrecursionlimit(50000)\n";
 
-/// Marker the drivers print on stderr for a `SyntaxError`, with exit status 113.
-const COMPILE_MARKER: &str = "__VALLEY_COMPILE_ERROR__";
-const COMPILE_EXIT: i32 = 113;
+/// 128 random bits as hex: the HumanEval driver's verdict line must carry them.
+fn nonce() -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        // Without /dev/urandom: std's per-process random hash keys.
+        use std::hash::{BuildHasher, RandomState};
+        let a = RandomState::new().hash_one(std::time::SystemTime::now());
+        let b = RandomState::new().hash_one(a);
+        bytes[..8].copy_from_slice(&a.to_le_bytes());
+        bytes[8..].copy_from_slice(&b.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
-/// Runs `solution.py` as `__main__` (HumanEval). `PRELUDE` is replaced.
-const SCRIPT_DRIVER: &str = r#"import sys, os
-_src = open("solution.py", encoding="utf-8").read()
-try:
-    _code = compile(_src, "solution.py", "exec")
-except (SyntaxError, ValueError):
-    import traceback
-    traceback.print_exc()
-    sys.stderr.write("\n__VALLEY_COMPILE_ERROR__\n")
-    sys.stderr.flush()
-    os._exit(113)
-_g = {"__name__": "__main__", "__builtins__": __builtins__}
-exec(PRELUDE, _g)
-del _src
-exec(_code, _g)
-"#;
+/// The verdict of a HumanEval run: only the driver's verdict line with the run's nonce counts;
+/// without it the run failed (the deadline, a crash), whatever its exit status.
+fn proxy_verdict(out: &SandboxResult, nonce: &str) -> (Verdict, String) {
+    #[derive(Deserialize)]
+    struct Line {
+        nonce: String,
+        verdict: String,
+        #[serde(default)]
+        detail: String,
+    }
+    let lines: Vec<Line> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Line>(l).ok())
+        .filter(|l| l.nonce == nonce)
+        .collect();
+    if out.timed_out || out.cpu_limit_exceeded {
+        return (
+            Verdict::TimeLimit,
+            format!("{:.1} s", out.wall_ms as f64 / 1000.0),
+        );
+    }
+    let [line] = lines.as_slice() else {
+        let why = if lines.is_empty() {
+            format!("no verdict from the driver: {}", last_line(&out.stderr))
+        } else {
+            "more than one verdict line".to_string()
+        };
+        return (Verdict::RuntimeError, why);
+    };
+    let verdict = match line.verdict.as_str() {
+        "pass" => Verdict::Pass,
+        "wrong_answer" => Verdict::WrongAnswer,
+        "compile_error" => Verdict::CompileError,
+        _ => Verdict::RuntimeError,
+    };
+    (verdict, line.detail.chars().take(300).collect())
+}
 
 fn python_literal(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialize")
@@ -190,37 +248,9 @@ fn last_line(bytes: &[u8]) -> String {
     let line = text
         .lines()
         .rev()
-        .find(|l| !l.trim().is_empty() && !l.contains(COMPILE_MARKER))
+        .find(|l| !l.trim().is_empty())
         .unwrap_or("");
     line.chars().take(300).collect()
-}
-
-/// A failure verdict for a run that did not end normally, `None` when it exited 0 in time.
-fn run_failure(out: &SandboxResult) -> Option<(Verdict, String)> {
-    let exit_code = out.exit_code.into_option();
-    if exit_code == Some(COMPILE_EXIT)
-        && String::from_utf8_lossy(&out.stderr).contains(COMPILE_MARKER)
-    {
-        return Some((Verdict::CompileError, last_line(&out.stderr)));
-    }
-    if out.timed_out || out.cpu_limit_exceeded {
-        return Some((
-            Verdict::TimeLimit,
-            format!("{:.1} s", out.wall_ms as f64 / 1000.0),
-        ));
-    }
-    if out.output_limit_exceeded {
-        return Some((Verdict::WrongAnswer, "output over the limit".into()));
-    }
-    match (exit_code, out.signal.into_option()) {
-        (Some(0), _) => None,
-        (Some(code), _) => Some((
-            Verdict::RuntimeError,
-            format!("exit {code}: {}", last_line(&out.stderr)),
-        )),
-        (None, Some(sig)) => Some((Verdict::RuntimeError, format!("killed by signal {sig}"))),
-        (None, None) => Some((Verdict::RuntimeError, "ended without a status".into())),
-    }
 }
 
 /// Judges one candidate program (already extracted from the response).
@@ -235,46 +265,43 @@ pub fn judge<R: Runner + ?Sized>(
     code: &str,
 ) -> Result<Judged, R::Error> {
     let started = Instant::now();
-    let limits = |remaining: Duration| {
-        let wall = config.test_timeout.min(remaining);
-        SandboxLimits {
-            wall_ms: millis(wall),
-            cpu_seconds: wall.as_secs_f64().ceil() as u64,
-            address_space_bytes: config.memory_bytes,
-            ..DEFAULT_LIMITS
-        }
+    let limits = |wall: Duration| SandboxLimits {
+        wall_ms: millis(wall),
+        cpu_seconds: wall.as_secs_f64().ceil() as u64,
+        address_space_bytes: config.memory_bytes,
+        ..DEFAULT_LIMITS
     };
-    let run = |driver: String, solution: String, stdin: &str, remaining| {
-        runner.run(&SandboxRequest {
-            argv: python_argv(config),
-            stdin: RVec::from(stdin.as_bytes().to_vec()),
-            files: RVec::from(vec![
-                file("driver.py", driver.into_bytes()),
-                file("solution.py", solution.into_bytes()),
-            ]),
-            limits: limits(remaining),
-        })
-    };
-    let done = |verdict, tests_passed, tests_total, failed_test, detail| Judged {
+    let done = |verdict, tests_passed, tests_total, failed_test, detail, isolation| Judged {
         verdict,
         tests_passed,
         tests_total,
         failed_test,
         detail,
         wall_ms: started.elapsed().as_millis() as u64,
+        isolation,
     };
     match problem {
         Problem::HumanEval(p) => {
-            let program = format!(
-                "{}{}\n\n{}\n\ncheck({})\n",
-                p.prompt, code, p.test, p.entry_point
-            );
-            let driver = SCRIPT_DRIVER.replace("PRELUDE", "''");
-            let out = run(driver, program, "", config.overall_timeout)?;
-            Ok(match run_failure(&out) {
-                None => done(Verdict::Pass, 1, 1, None, String::new()),
-                Some((v, why)) => done(v, 0, 1, Some(0), why),
-            })
+            let nonce = nonce();
+            let job = serde_json::json!({"nonce": nonce, "prompt": p.prompt, "test": p.test});
+            let driver = proxy_driver::DRIVER.replace("ENTRY", &python_literal(&p.entry_point));
+            let out = runner.run(&SandboxRequest {
+                argv: python_argv(config),
+                stdin: RVec::from(serde_json::to_vec(&job).expect("the job serializes")),
+                files: RVec::from(vec![
+                    file("driver.py", driver.into_bytes()),
+                    file(
+                        "solution.py",
+                        format!("{}{}\n", p.prompt, code).into_bytes(),
+                    ),
+                ]),
+                limits: limits(config.sample_deadline(1)),
+            })?;
+            let isolation = out.isolation();
+            let (verdict, detail) = proxy_verdict(&out, &nonce);
+            let passed = usize::from(verdict == Verdict::Pass);
+            let failed = (verdict != Verdict::Pass).then_some(0);
+            Ok(done(verdict, passed, 1, failed, detail, isolation))
         }
         Problem::LiveCodeBench(p) => {
             let total = p.tests.len();
@@ -288,6 +315,7 @@ pub fn judge<R: Runner + ?Sized>(
                             total,
                             Some(i),
                             "functional test without fn_name".into(),
+                            "not run".into(),
                         ))
                     }
                     (_, f) => f.clone(),
@@ -328,7 +356,7 @@ pub fn judge<R: Runner + ?Sized>(
                 limits: SandboxLimits {
                     // The whole sample under the overall deadline; each test's CPU and memory
                     // limits hold per process (every test is its own forked process).
-                    wall_ms: millis(config.overall_timeout),
+                    wall_ms: millis(config.sample_deadline(total)),
                     output_bytes: cap * total as u64 + (1 << 20),
                     // Room for the inputs (LiveCodeBench has multi-megabyte ones): tests.json
                     // and the current test's input.txt live in the work directory.
@@ -337,6 +365,10 @@ pub fn judge<R: Runner + ?Sized>(
                     ..per_test
                 },
             })?;
+            let isolation = out.isolation();
+            let done = |verdict, passed, total, failed, detail| {
+                done(verdict, passed, total, failed, detail, isolation.clone())
+            };
             let frames = forking_driver::parse_frames(&out.stdout);
             if let Some(err) = frames.first().and_then(|f| f.compile_error.clone()) {
                 let line = err
@@ -420,5 +452,83 @@ pub fn judge<R: Runner + ?Sized>(
             }
             Ok(done(Verdict::Pass, total, total, None, String::new()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Records the requests and answers as a sandbox would for a program that printed nothing.
+    struct Recorder(RefCell<Vec<SandboxRequest>>);
+
+    impl Runner for Recorder {
+        type Error = std::convert::Infallible;
+        fn run(&self, request: &SandboxRequest) -> Result<SandboxResult, Self::Error> {
+            self.0.borrow_mut().push(request.clone());
+            Ok(SandboxResult {
+                exit_code: Some(0).into(),
+                ..SandboxResult::default()
+            })
+        }
+    }
+
+    fn lcb(tests: usize) -> Problem {
+        let tests: Vec<serde_json::Value> = (0..tests)
+            .map(|i| serde_json::json!({"input": i.to_string(), "output": i.to_string(), "kind": "stdin"}))
+            .collect();
+        let row =
+            serde_json::json!({"id": "p", "statement": "", "difficulty": "easy", "tests": tests});
+        parse_problems(&format!("{row}\n")).unwrap().remove(0)
+    }
+
+    /// Finding 6: the deadline was a fixed 60 s, so a slow but correct solution with many tests
+    /// could time out. It now grows as LiveCodeBench's: (6 + 1) × tests + 5 seconds.
+    #[test]
+    fn the_sample_deadline_grows_with_the_tests_as_livecodebench_s() {
+        let config = JudgeConfig::default();
+        assert_eq!(config.sample_deadline(1), Duration::from_secs(12));
+        assert_eq!(config.sample_deadline(20), Duration::from_secs(145));
+        let fixed = JudgeConfig {
+            overall_timeout: Some(Duration::from_secs(9)),
+            ..JudgeConfig::default()
+        };
+        assert_eq!(fixed.sample_deadline(20), Duration::from_secs(9));
+        let recorder = Recorder(RefCell::new(Vec::new()));
+        judge(&recorder, &config, &lcb(30), "print(1)").unwrap();
+        assert_eq!(recorder.0.borrow()[0].limits.wall_ms, 215_000);
+    }
+
+    /// Exit status 0 with no verdict line is no pass (finding 2: `sys.exit(0)` passed every
+    /// HumanEval problem when exit 0 meant success).
+    #[test]
+    fn an_exit_status_proves_nothing() {
+        let row = serde_json::json!({"task_id": "T/0", "prompt": "def f():\n", "canonical_solution": "    return 1\n", "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"});
+        let problem = parse_problems(&format!("{row}\n")).unwrap().remove(0);
+        let recorder = Recorder(RefCell::new(Vec::new()));
+        let got = judge(
+            &recorder,
+            &JudgeConfig::default(),
+            &problem,
+            "    return 1\n",
+        )
+        .unwrap();
+        assert_eq!(got.verdict, Verdict::RuntimeError, "{got:?}");
+        // A verdict line without the run's nonce counts for nothing either.
+        let forged = SandboxResult {
+            exit_code: Some(0).into(),
+            stdout: br#"{"nonce": "00", "verdict": "pass"}"#.to_vec().into(),
+            ..SandboxResult::default()
+        };
+        assert_eq!(proxy_verdict(&forged, "ff").0, Verdict::RuntimeError);
+        let real = SandboxResult {
+            stdout: br#"{"nonce": "ff", "verdict": "pass", "detail": ""}"#
+                .to_vec()
+                .into(),
+            ..SandboxResult::default()
+        };
+        assert_eq!(proxy_verdict(&real, "ff").0, Verdict::Pass);
     }
 }

@@ -116,7 +116,7 @@ pub struct BadProblem {
 /// Parses problems of either shape from JSONL text (blank lines skipped).
 ///
 /// # Errors
-/// [`BadProblem`] for the first row that does not parse, has no tests, or repeats an id.
+/// `BadProblem` for the first row that does not parse, has no tests, or repeats an id.
 pub fn parse_problems(text: &str) -> Result<Vec<Problem>, BadProblem> {
     let mut out = Vec::new();
     let mut seen = std::collections::HashMap::new();

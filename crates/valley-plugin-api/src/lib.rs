@@ -67,7 +67,7 @@ pub use manifest::{Capability, Manifest, PluginKind, SamplerRole};
 pub use module::{PluginInstance, PluginMod, PluginModRef, INTERFACE_VERSION};
 pub use rng::SeedRng;
 pub use sampler::{Candidate, SampleContext, SamplerBox, SamplerObj, SamplerPlugin, Selection};
-pub use sandbox::{SandboxFile, SandboxLimits, SandboxRequest, SandboxResult};
+pub use sandbox::{isolation_summary, SandboxFile, SandboxLimits, SandboxRequest, SandboxResult};
 pub use trainer::{TrainJob, TrainOutcome, TrainerBox, TrainerObj, TrainerPlugin};
 
 /// Re-exported so that the export macros expand in crates that do not depend on `abi_stable`.

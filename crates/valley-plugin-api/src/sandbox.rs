@@ -1,9 +1,9 @@
 //! The sandbox as a host service: FFI-safe request and result types for
 //! [`HostServices::run_sandboxed`](crate::HostServices::run_sandboxed). Plugins never spawn
 //! untrusted code themselves; they hand the program to the host, which runs it with every
-//! isolation layer (no network, read-only file system outside a fresh work directory, an
-//! unprivileged uid, limits, a wall-clock deadline, the process tree killed at the end) and
-//! returns what it printed. Expected outputs stay in the plugin: compare there.
+//! isolation layer (no network, reads limited to what the program needs and writes to a fresh
+//! work directory, an unprivileged uid, limits, a wall-clock deadline, the process tree killed at
+//! the end) and returns what it printed. Expected outputs stay in the plugin: compare there.
 
 use abi_stable::{
     std_types::{ROption, RString, RVec},
@@ -103,11 +103,95 @@ pub struct SandboxResult {
 }
 
 impl SandboxResult {
+    /// One entry of [`SandboxResult::layers`]: `mechanism (property): on|off — detail`.
+    pub fn layer_line(mechanism: &str, property: &str, enforced: bool, detail: &str) -> RString {
+        let state = if enforced { "on" } else { "off" };
+        RString::from(format!("{mechanism} ({property}): {state} — {detail}"))
+    }
+
+    /// One line saying what isolation the run had: `full (N layers)` when every mechanism was in
+    /// force, else `weaker: ` and the mechanisms that were not (`none reported` without layers).
+    pub fn isolation(&self) -> String {
+        isolation_summary(self.layers.iter().map(|l| {
+            // The first state marker ends `mechanism (property)`; a detail may repeat one.
+            let l = l.as_str();
+            let on = l.find("): on — ");
+            let off = l.find("): off — ");
+            let (end, enforced) = match (on, off) {
+                (Some(a), Some(b)) => (a.min(b), a < b),
+                (Some(a), None) => (a, true),
+                (None, Some(b)) => (b, false),
+                (None, None) => (l.len(), false),
+            };
+            let head = &l[..end];
+            (head.rfind(" (").map_or(head, |i| &head[..i]), enforced)
+        }))
+    }
+
     /// Exited 0 within every limit.
     pub fn success(&self) -> bool {
         self.exit_code == ROption::RSome(0)
             && !self.timed_out
             && !self.cpu_limit_exceeded
             && !self.output_limit_exceeded
+    }
+}
+
+/// `full (N layers)` when every `(mechanism, enforced)` is enforced, else `weaker: ` and the
+/// mechanisms that are not; `none reported` for none.
+pub fn isolation_summary<'a>(layers: impl IntoIterator<Item = (&'a str, bool)>) -> String {
+    let mut n = 0;
+    let mut off = Vec::new();
+    for (mechanism, enforced) in layers {
+        n += 1;
+        if !enforced {
+            off.push(mechanism);
+        }
+    }
+    match (n, off.is_empty()) {
+        (0, _) => "none reported".into(),
+        (n, true) => format!("full ({n} layers)"),
+        (_, false) => format!("weaker: {} off", off.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_is_full_only_when_every_layer_is_on() {
+        let mut r = SandboxResult::default();
+        assert_eq!(r.isolation(), "none reported");
+        r.layers.push(SandboxResult::layer_line(
+            "landlock",
+            "filesystem",
+            true,
+            "V7",
+        ));
+        r.layers.push(SandboxResult::layer_line(
+            "seccomp",
+            "network",
+            true,
+            "x (y): on",
+        ));
+        assert_eq!(r.isolation(), "full (2 layers)");
+        r.layers.push(SandboxResult::layer_line(
+            "private /proc",
+            "process-tree",
+            false,
+            "mount failed (e): on — no",
+        ));
+        assert_eq!(r.isolation(), "weaker: private /proc off");
+        r.layers.push(SandboxResult::layer_line(
+            "work tmpfs (mount namespace)",
+            "disk-quota",
+            false,
+            "x",
+        ));
+        assert_eq!(
+            r.isolation(),
+            "weaker: private /proc, work tmpfs (mount namespace) off"
+        );
     }
 }

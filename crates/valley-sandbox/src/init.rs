@@ -49,6 +49,8 @@ pub struct InitSpec {
     pub work: PathBuf,
     /// The slot's uid and gid.
     pub uid: u32,
+    /// What the program may read besides its work directory (see the `readable` module).
+    pub readable: Vec<PathBuf>,
     /// Limits.
     pub limits: Limits,
     /// Properties that must be in force before the program starts.
@@ -379,16 +381,31 @@ fn namespace_init(spec: &InitSpec, mut layers: Vec<LayerStatus>, go: libc::c_int
         libc::close(go);
         libc::close(CONTROL_FD);
     }
-    if proc {
-        if let Some(pid_layer) = layers.iter_mut().find(|l| l.mechanism == "pid namespace") {
-            match namespaces::fresh_proc() {
-                Ok(()) => pid_layer.detail.push_str("; private /proc"),
-                Err(e) => pid_layer
-                    .detail
-                    .push_str(&format!("; host /proc visible ({e})")),
-            }
+    // A /proc that shows only the namespace's processes: its own layer, so that a failed mount
+    // is reported (and counted as weaker isolation), not a note in another layer's detail.
+    layers.push(if spec.disabled.iter().any(|d| d == PRIVATE_PROC) {
+        LayerStatus {
+            mechanism: PRIVATE_PROC.into(),
+            property: Property::ProcessTree,
+            enforced: false,
+            detail: "disabled by configuration".into(),
         }
-    }
+    } else if !proc {
+        LayerStatus {
+            mechanism: PRIVATE_PROC.into(),
+            property: Property::ProcessTree,
+            enforced: false,
+            detail: "needs the pid and mount namespaces".into(),
+        }
+    } else {
+        let result = namespaces::fresh_proc();
+        LayerStatus {
+            mechanism: PRIVATE_PROC.into(),
+            property: Property::ProcessTree,
+            enforced: result.is_ok(),
+            detail: result.map_or_else(|e| e, |()| "only the run's processes".into()),
+        }
+    });
     // SAFETY: single-threaded; the child continues in `program`.
     let child = unsafe { libc::fork() };
     if child < 0 {
@@ -494,7 +511,7 @@ fn program(spec: &InitSpec, mut layers: Vec<LayerStatus>) -> ! {
         spec,
         "landlock",
         Property::Filesystem,
-        || landlock_rules::restrict(&spec.work),
+        || landlock_rules::restrict(&spec.work, &spec.readable),
     ));
     layers.push(unless_disabled(
         spec,
@@ -549,10 +566,14 @@ fn program(spec: &InitSpec, mut layers: Vec<LayerStatus>) -> ! {
     ))
 }
 
+/// The mechanism that mounts a fresh `/proc` in the run's PID namespace.
+pub const PRIVATE_PROC: &str = "private /proc";
+
 /// Mechanisms a configuration may switch off (never the uid drop or the limits).
-pub const DISABLEABLE: [&str; 5] = [
+pub const DISABLEABLE: [&str; 6] = [
     "network namespace",
     "pid namespace",
+    PRIVATE_PROC,
     namespaces::WORK_TMPFS,
     "landlock",
     "seccomp socket filter",

@@ -8,18 +8,21 @@
 //! arbitrary set-up between its own `fork` and the `exec` of the program. The layers, one module
 //! each:
 //!
-//! - [`namespaces`]: new network, PID, IPC and mount namespaces; a size-limited tmpfs as the work
+//! - `namespaces`: new network, PID, IPC and mount namespaces; a size-limited tmpfs as the work
 //!   directory (the disk quota); a fresh `/proc` that shows only the sandbox's processes; killing
 //!   the namespace's init kills every process in it, `setsid` daemons included.
-//! - [`landlock_rules`]: the file system read-only outside the work directory, TCP bind/connect
-//!   denied, signals and abstract sockets scoped to the sandbox.
-//! - [`seccomp`]: `socket()` refused for AF_INET, AF_INET6, AF_NETLINK and AF_PACKET (and AF_UNIX:
-//!   Landlock does not govern connecting to pathname sockets), and `io_uring` refused (it would
-//!   bypass the socket filter); the network fallback where namespaces are unavailable, and a
-//!   second wall where they are.
-//! - [`rlimits`]: CPU time, address space, file size, open files, processes (counted per uid, so
+//! - `readable` and `landlock_rules`: reads limited to an allowlist computed from the program (its
+//!   executable, its libraries, an interpreter's `sys.path`, a minimal `/dev` and `/etc`), writes
+//!   to the work directory; TCP bind/connect denied, signals and abstract sockets scoped to the
+//!   sandbox. Problems and expected outputs declared with [`Sandbox::hide`] must lie outside the
+//!   allowlist, or the run is refused.
+//! - `seccomp`: `socket()` refused for every family and `socketpair()` allowed for AF_UNIX only;
+//!   `ptrace`, `process_vm_readv`/`writev`, `pidfd_getfd`, `kcmp` and `io_uring` refused, so the
+//!   processes of one run cannot tamper with each other; the network fallback where namespaces
+//!   are unavailable, and a second wall where they are.
+//! - `rlimits`: CPU time, address space, file size, open files, processes (counted per uid, so
 //!   every concurrent slot gets its own unprivileged uid).
-//! - [`capture`]: stdout and stderr read up to a byte cap; going over it kills the run.
+//! - `capture`: stdout and stderr read up to a byte cap; going over it kills the run.
 //!
 //! The parent enforces the wall-clock deadline (the supervisor kills the namespace's init at the
 //! deadline; the harness kills the supervisor if it overruns), the environment is replaced by a
@@ -53,6 +56,7 @@ pub mod init;
 mod judge_runner;
 mod landlock_rules;
 mod namespaces;
+mod readable;
 mod rlimits;
 mod runner;
 mod seccomp;
@@ -89,6 +93,17 @@ pub enum SandboxError {
     /// The request is invalid (empty argv, a file name with `/`).
     #[error("sandbox: bad request: {0}")]
     BadRequest(String),
+    /// A file declared hidden (problems, expected outputs) lies where the program may read: the
+    /// program was not started.
+    #[error("sandbox: {} holds answers and lies under {}, which {program} may read; move the data out of it (program not run)", hidden.display(), allowed.display())]
+    AnswersVisible {
+        /// The hidden file.
+        hidden: PathBuf,
+        /// The allowlisted path that covers it.
+        allowed: PathBuf,
+        /// The program.
+        program: String,
+    },
 }
 
 impl SandboxError {
@@ -106,7 +121,7 @@ impl SandboxError {
 pub enum Property {
     /// No network: network namespace, or the seccomp socket filter.
     Network,
-    /// File system read-only outside the work directory: Landlock.
+    /// Reads limited to the program's allowlist, writes to the work directory: Landlock.
     Filesystem,
     /// The whole process tree dies at the end: PID namespace (or a uid sweep).
     ProcessTree,
@@ -248,6 +263,16 @@ impl Outcome {
             && !self.output_limit_exceeded
     }
 
+    /// One line saying what isolation this run had: `full` when every mechanism was in force,
+    /// else `weaker: ` and the mechanisms that were not.
+    pub fn isolation(&self) -> String {
+        valley_plugin_api::isolation_summary(
+            self.layers
+                .iter()
+                .map(|l| (l.mechanism.as_str(), l.enforced)),
+        )
+    }
+
     /// Whether the property was enforced by at least one mechanism in this run.
     pub fn enforced(&self, property: Property) -> bool {
         self.layers
@@ -261,8 +286,10 @@ impl Outcome {
 pub struct SandboxConfig {
     /// The program that acts as the supervisor (`PROGRAM __sandbox-init`): the `valley` binary.
     pub init_program: PathBuf,
-    /// Where run directories are made (a fresh one per run, removed after).
-    pub work_root: PathBuf,
+    /// Where the sandbox makes its private work root (a fresh `mkdtemp` directory holding one
+    /// directory per run, removed with the sandbox). Every directory above it must be searchable
+    /// by other users (slot uids reach their work directory through it).
+    pub work_parent: PathBuf,
     /// First uid (and gid) of the slots; slot `i` runs as `uid_base + i`.
     pub uid_base: u32,
     /// Runs at once (each holds a slot and its uid).
@@ -284,7 +311,7 @@ impl SandboxConfig {
     pub fn new(init_program: PathBuf) -> Self {
         Self {
             init_program,
-            work_root: std::env::temp_dir().join("valley-sandbox"),
+            work_parent: std::env::temp_dir(),
             uid_base: 2_000_000 + (std::process::id() % 4096) * 256,
             // At most 256: the width of the uid block.
             slots: std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),

@@ -1,13 +1,20 @@
-//! The host side of a run: a slot (and its uid), a fresh run directory, the supervisor process
-//! with its pipes, stdin fed and output captured on threads, the backstop deadline, the outcome
-//! assembled from the supervisor's events, and the run directory removed.
+//! The host side of a run: a slot (and its uid), a fresh run directory, the read allowlist, the
+//! supervisor process with its pipes, stdin fed and output captured on threads, the backstop
+//! deadline, the outcome assembled from the supervisor's events, and the run directory removed.
+//!
+//! Run directories live in the sandbox's own work root: a directory `mkdtemp` makes (so its name
+//! cannot be predicted and nobody else can have made it first, or planted a symlink there), owned
+//! by the host, mode 0711 (slot uids can reach their own work directory below it and list
+//! nothing), and removed when the [`Sandbox`] is dropped. Only the host writes in it.
 
 use std::{
+    collections::HashMap,
+    ffi::CString,
     fs::File,
     io::{BufRead, BufReader, Write},
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd},
-        unix::fs::PermissionsExt,
+        unix::{ffi::OsStrExt, fs::OpenOptionsExt, fs::PermissionsExt},
     },
     path::{Path, PathBuf},
     process::{Command, Stdio},
@@ -21,16 +28,21 @@ use std::{
 use super::{
     capture,
     init::{self, Event, InitSpec},
-    LayerStatus, Outcome, Property, Request, Result, SandboxConfig, SandboxError,
+    readable, LayerStatus, Outcome, Property, Request, Result, SandboxConfig, SandboxError,
 };
 
-/// The `PATH` inside the sandbox, also where bare program names are resolved.
-pub const SANDBOX_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+use super::readable::SANDBOX_PATH;
 
 /// Runs programs in the sandbox, at most `config.slots` at once (each slot has its own uid, so
 /// the per-uid process limit of one run does not starve another).
 pub struct Sandbox {
     config: SandboxConfig,
+    /// The private work root (see the module doc).
+    root: PathBuf,
+    /// The read allowlist of each program run so far.
+    readable: Mutex<HashMap<String, Arc<Vec<PathBuf>>>>,
+    /// Files no program may be able to read (problems, expected outputs), resolved.
+    hidden: Mutex<Vec<PathBuf>>,
     free: Mutex<Vec<usize>>,
     freed: Condvar,
     counter: AtomicU64,
@@ -80,24 +92,84 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 impl Sandbox {
-    /// A sandbox with `config`; creates the work root (mode 0711, so slot uids can reach their
-    /// own work directory and list nothing).
+    /// A sandbox with `config`; makes its private work root in `config.work_parent` (see the
+    /// module doc).
     ///
     /// # Errors
-    /// When the work root cannot be created.
+    /// When the work root cannot be made.
     pub fn new(config: SandboxConfig) -> Result<Self> {
-        let root = &config.work_root;
-        std::fs::create_dir_all(root)
-            .map_err(|e| SandboxError::io(format!("creating {}", root.display()), e))?;
-        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| SandboxError::io(format!("chmod {}", root.display()), e))?;
+        let root = make_work_root(&config.work_parent)?;
         let slots = config.slots.clamp(1, 256);
         Ok(Self {
+            root,
+            readable: Mutex::new(HashMap::new()),
+            hidden: Mutex::new(Vec::new()),
             free: Mutex::new((0..slots).rev().collect()),
             freed: Condvar::new(),
             counter: AtomicU64::new(0),
             config,
         })
+    }
+
+    /// The private work root, which holds one directory per run in progress.
+    pub fn work_root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Declares a file (or directory) that no sandboxed program may be able to read: a problems
+    /// file, a data cache holding expected outputs. A run whose read allowlist covers it is
+    /// refused with [`SandboxError::AnswersVisible`].
+    ///
+    /// # Errors
+    /// When the path cannot be resolved.
+    pub fn hide(&self, path: &Path) -> Result<()> {
+        let resolved = std::fs::canonicalize(path)
+            .map_err(|e| SandboxError::io(format!("resolving {}", path.display()), e))?;
+        let mut hidden = self.hidden.lock().unwrap_or_else(|e| e.into_inner());
+        if !hidden.contains(&resolved) {
+            hidden.push(resolved);
+        }
+        Ok(())
+    }
+
+    /// What `program` (a path or a bare name on the sandbox's `PATH`) may read besides its work
+    /// directory; computed once per program (see the `readable` module).
+    ///
+    /// # Errors
+    /// When the program cannot be found or probed.
+    pub fn readable(&self, program: &str) -> Result<Arc<Vec<PathBuf>>> {
+        let program = resolve_program(Some(program))?;
+        if let Some(list) = self
+            .readable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&program)
+        {
+            return Ok(Arc::clone(list));
+        }
+        let list =
+            Arc::new(readable::for_program(Path::new(&program)).map_err(SandboxError::Setup)?);
+        self.readable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(program, Arc::clone(&list));
+        Ok(list)
+    }
+
+    /// The allowlist of `program`, refused when it covers a hidden path.
+    fn readable_checked(&self, program: &str) -> Result<Arc<Vec<PathBuf>>> {
+        let list = self.readable(program)?;
+        let hidden = self.hidden.lock().unwrap_or_else(|e| e.into_inner());
+        for h in hidden.iter() {
+            if let Some(allowed) = readable::covering(&list, h) {
+                return Err(SandboxError::AnswersVisible {
+                    hidden: h.clone(),
+                    allowed: allowed.clone(),
+                    program: program.to_string(),
+                });
+            }
+        }
+        Ok(list)
     }
 
     /// The configuration.
@@ -174,14 +246,15 @@ impl Sandbox {
                 init::DISABLEABLE
             )));
         }
+        let readable = self.readable_checked(&argv0)?;
         let slot = self.acquire();
         let uid = self.config.uid_base + slot.index as u32;
-        let run_dir = self.config.work_root.join(format!(
+        let run_dir = self.root.join(format!(
             "run-{}-{}",
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = self.run_in(req, argv0, uid, &run_dir, allow_weaker);
+        let result = self.run_in(req, argv0, uid, &run_dir, &readable, allow_weaker);
         let _ = std::fs::remove_dir_all(&run_dir);
         drop(slot);
         result
@@ -193,6 +266,7 @@ impl Sandbox {
         argv0: String,
         uid: u32,
         run_dir: &Path,
+        readable: &[PathBuf],
         allow_weaker: bool,
     ) -> Result<Outcome> {
         let io = |what: &str, p: &Path| {
@@ -201,7 +275,9 @@ impl Sandbox {
         };
         let stage = run_dir.join("stage");
         let work = run_dir.join("work");
-        std::fs::create_dir_all(&stage).map_err(io("creating", &stage))?;
+        // Plain `create_dir`: the run directory is new (the root is ours alone), never reused.
+        std::fs::create_dir(run_dir).map_err(io("creating", run_dir))?;
+        std::fs::create_dir(&stage).map_err(io("creating", &stage))?;
         std::fs::set_permissions(run_dir, std::fs::Permissions::from_mode(0o711))
             .map_err(io("chmod", run_dir))?;
         std::fs::set_permissions(&stage, std::fs::Permissions::from_mode(0o700))
@@ -231,6 +307,7 @@ impl Sandbox {
             stage,
             work,
             uid,
+            readable: readable.to_vec(),
             limits: req.limits.clone(),
             required: self.config.required.clone(),
             allow_weaker,
@@ -358,6 +435,39 @@ impl Sandbox {
         }
         Ok(outcome)
     }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Makes the private work root in `parent`: `mkdtemp` (mode 0700, a fresh name), then, through
+/// a descriptor opened without following links, mode 0711.
+fn make_work_root(parent: &Path) -> Result<PathBuf> {
+    let template = parent.join("valley-sandbox-XXXXXX");
+    let mut bytes = CString::new(template.as_os_str().as_bytes())
+        .map_err(|_| SandboxError::BadRequest(format!("NUL in {}", parent.display())))?
+        .into_bytes_with_nul();
+    // SAFETY: a writable NUL-terminated template; mkdtemp fills in the X's.
+    let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(SandboxError::io(
+            format!("making a work root in {}", parent.display()),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    bytes.pop();
+    let root = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
+    let dir = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&root)
+        .map_err(|e| SandboxError::io(format!("opening {}", root.display()), e))?;
+    dir.set_permissions(std::fs::Permissions::from_mode(0o711))
+        .map_err(|e| SandboxError::io(format!("chmod {}", root.display()), e))?;
+    Ok(root)
 }
 
 /// Reads the supervisor's JSON events until every writer is gone; past `backstop` (the deadline

@@ -30,6 +30,21 @@ pub fn shared() -> Result<&'static Sandbox, String> {
         .map_err(Clone::clone)
 }
 
+/// Declares `path` and its directory off limits to every program the shared sandbox runs (see
+/// [`Sandbox::hide`]): the host calls it with an evaluation set before an evaluator plugin,
+/// which holds the expected outputs, judges anything.
+///
+/// # Errors
+/// When the sandbox cannot be made or the path cannot be resolved.
+pub fn hide(path: &std::path::Path) -> Result<(), String> {
+    let sandbox = shared()?;
+    sandbox.hide(path).map_err(|e| e.to_string())?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        sandbox.hide(dir).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
 /// Limits of a plugin request: zeros take the defaults.
 pub fn limits_of(l: &valley_plugin_api::SandboxLimits) -> Limits {
     let d = Limits::default();
@@ -81,13 +96,12 @@ pub fn result_of(out: Outcome) -> SandboxResult {
             .layers
             .iter()
             .map(|l| {
-                RString::from(format!(
-                    "{} ({}): {} — {}",
-                    l.mechanism,
-                    l.property,
-                    if l.enforced { "on" } else { "off" },
-                    l.detail
-                ))
+                SandboxResult::layer_line(
+                    &l.mechanism,
+                    &l.property.to_string(),
+                    l.enforced,
+                    &l.detail,
+                )
             })
             .collect::<RVec<_>>(),
         stdout: out.stdout.into(),

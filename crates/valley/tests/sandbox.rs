@@ -47,7 +47,8 @@ impl Fixture {
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o777)).unwrap();
         let mut config = SandboxConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_valley")));
-        config.work_root = root.join("runs");
+        config.work_parent = root.join("runs");
+        std::fs::create_dir_all(&config.work_parent).unwrap();
         config.uid_base = 1_970_000 + index * 16;
         config.slots = 2;
         Self {
@@ -103,7 +104,7 @@ impl Fixture {
             }
         }
         assert!(left.is_empty(), "processes left behind: {left:?}");
-        let runs: Vec<_> = std::fs::read_dir(&self.sandbox.config().work_root)
+        let runs: Vec<_> = std::fs::read_dir(self.sandbox.work_root())
             .unwrap()
             .collect();
         assert!(runs.is_empty(), "run directories left behind: {runs:?}");
@@ -177,9 +178,11 @@ fn tcp_and_udp_to_loopback_reach_nothing() {
     let code = r#"
 import socket, sys
 tcp_port, udp_port = int(sys.argv[1]), int(sys.argv[2])
-for family in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET):
+# AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_ALG, AF_VSOCK: the families are an empty allowlist.
+kinds = {16: socket.SOCK_DGRAM, 38: socket.SOCK_SEQPACKET}
+for family in (2, 10, 16, 17, 38, 40):
     try:
-        socket.socket(family, socket.SOCK_DGRAM if family == socket.AF_NETLINK else socket.SOCK_STREAM)
+        socket.socket(family, kinds.get(family, socket.SOCK_STREAM))
         print("socket", int(family), "opened")
     except OSError as e:
         print("socket", int(family), "refused", e.errno)
@@ -209,7 +212,7 @@ except OSError as e:
     assert_eq!(out.exit_code, Some(0), "{out:?}");
     // The seccomp filter refuses the socket families themselves (EACCES = 13): the network
     // fallback works even inside the namespace.
-    for family in [2, 10, 16, 17] {
+    for family in [2, 10, 16, 17, 38, 40] {
         assert!(
             stdout.contains(&format!("socket {family} refused 13")),
             "{stdout}"
@@ -295,7 +298,11 @@ fn the_harness_environment_is_invisible() {
     let code = r#"
 import os, sys
 found = [k for k, v in os.environ.items() if "valley-secret" in v]
-for pid in [sys.argv[1]] + [p for p in os.listdir("/proc") if p.isdigit()]:
+try:
+    pids = [p for p in os.listdir("/proc") if p.isdigit()]
+except OSError:
+    pids = []  # /proc is outside the read allowlist
+for pid in [sys.argv[1]] + pids:
     try:
         if b"valley-secret" in open(f"/proc/{pid}/environ", "rb").read():
             found.append(pid)
@@ -561,4 +568,268 @@ if os.fork() == 0:
         ErrorKind::WouldBlock
     );
     // `python` asserted that the daemon (setsid, double fork) is gone: the uid sweep killed it.
+}
+
+/// Finding 1 of the judge-integrity issue: answers were readable, because every program could
+/// read the whole file system. A canary token sits where answers live (a problems file under
+/// /tmp, a data cache in the checkout, /var/tmp); a program told those paths, with the token on
+/// stdin, searches them and every directory it can list. Control: the same search finds the
+/// token in a file of its own work directory.
+#[test]
+fn the_answers_are_nowhere_to_be_read() {
+    let f = Fixture::new(16);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let token = format!("canary-{nanos:x}-{}", std::process::id());
+    let checkout_cache = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target")
+        .join(format!("canary-{}", std::process::id()));
+    let places = [
+        f.root.join("hidden-eval.jsonl"),
+        checkout_cache.join("eval.jsonl"),
+        PathBuf::from(format!(
+            "/var/tmp/valley-canary-{}.jsonl",
+            std::process::id()
+        )),
+    ];
+    for p in &places {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{{\"output\": \"{token}\"}}\n")).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let search = r#"
+import os, sys, time
+token = sys.stdin.read().strip().encode()
+found, opened, started = [], 0, time.monotonic()
+def look(path):
+    global opened
+    try:
+        if os.path.getsize(path) > (1 << 20):
+            return
+        with open(path, "rb") as fh:
+            opened += 1
+            if token in fh.read():
+                found.append(path)
+    except OSError:
+        pass
+for path in sys.argv[1:]:
+    look(path)
+starts = ["/", "/tmp", "/var/tmp", "/root", "/home", "/work", "/etc", "/proc", "/usr", os.getcwd()] + sys.path
+for top in starts:
+    for root, dirs, files in os.walk(top or ".", onerror=lambda e: None):
+        if time.monotonic() - started > 20:
+            break
+        for name in files:
+            look(os.path.join(root, name))
+print("opened", opened, "found", found)
+"#;
+    let mut args: Vec<String> = places.iter().map(|p| p.display().to_string()).collect();
+    args.push("/proc/1/environ".into());
+    let req = |files: Vec<(String, Vec<u8>)>| Request {
+        argv: [PYTHON.to_string(), "main.py".to_string()]
+            .into_iter()
+            .chain(args.iter().cloned())
+            .collect(),
+        stdin: token.as_bytes().to_vec(),
+        files,
+        limits: Limits {
+            wall: Duration::from_secs(40),
+            cpu_seconds: 30,
+            ..Fixture::limits()
+        },
+        ..Request::default()
+    };
+    let main = ("main.py".to_string(), search.as_bytes().to_vec());
+    let out = f.sandbox.run(&req(vec![main.clone()])).unwrap();
+    let control = f
+        .sandbox
+        .run(&req(vec![
+            main,
+            ("answers.jsonl".into(), token.as_bytes().to_vec()),
+        ]))
+        .unwrap();
+    for p in &places {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_dir_all(&checkout_cache);
+    let stdout = text(&out.stdout);
+    assert!(out.success(), "{out:?} {}", text(&out.stderr));
+    assert!(stdout.contains("found []"), "the token was found: {stdout}");
+    // The search did read: the standard library is in the allowlist.
+    let opened: usize = stdout.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(opened > 100, "{stdout}");
+    assert!(
+        text(&control.stdout).contains("answers.jsonl"),
+        "the search cannot find a token it may read: {}",
+        text(&control.stdout)
+    );
+    f.assert_nothing_left();
+}
+
+/// A problems file under a path the interpreter may read (a venv that packages a benchmark's
+/// data, say) is refused before any program runs.
+#[test]
+fn answers_under_an_allowed_path_refuse_the_run() {
+    let f = Fixture::new(17);
+    let allowed = f.sandbox.readable(PYTHON).unwrap();
+    let stdlib = allowed
+        .iter()
+        .find(|p| p.join("os.py").is_file())
+        .expect("the standard library is allowlisted")
+        .clone();
+    f.sandbox.hide(&stdlib.join("os.py")).unwrap();
+    let err = f
+        .sandbox
+        .run(&Request {
+            argv: vec![PYTHON.into(), "-c".into(), "print(1)".into()],
+            limits: Fixture::limits(),
+            ..Request::default()
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("holds answers") && err.contains("os.py"),
+        "{err}"
+    );
+    f.assert_nothing_left();
+    // Hiding something outside the allowlist leaves runs alone.
+    let g = Fixture::new(18);
+    g.sandbox.hide(&g.root).unwrap();
+    let out = g.python("print(2)", "", &[]);
+    assert_eq!(text(&out.stdout), "2\n");
+}
+
+/// Finding 3: a test's process could ptrace its driver (same uid), read its memory or take its
+/// file descriptors. Each way in is refused; forking and pipes keep working.
+#[test]
+fn processes_of_one_run_cannot_tamper_with_each_other() {
+    let f = Fixture::new(19);
+    let code = r#"
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, *args):
+    r = getattr(libc, name)(*args)
+    return "ok" if r >= 0 else "refused %d" % ctypes.get_errno()
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    parent = os.getppid()
+    out = []
+    out.append("ptrace " + call("ptrace", 16, parent, None, None))       # PTRACE_ATTACH
+    out.append("seize " + call("ptrace", 0x4206, parent, None, None))    # PTRACE_SEIZE
+    buf = ctypes.create_string_buffer(8)
+    class iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    local = iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
+    remote = iovec(id(out), 8)
+    out.append("vm_readv " + call("process_vm_readv", parent, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+    out.append("vm_writev " + call("process_vm_writev", parent, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+    pidfd = libc.syscall(434, parent, 0)                                # pidfd_open
+    out.append("pidfd_getfd " + call("syscall", 438, pidfd, w, 0))      # pidfd_getfd
+    for path in ("/proc/%d/mem" % parent, "/proc/%d/fd/%d" % (parent, w), "/proc/%d/environ" % parent):
+        try:
+            open(path, "rb").read(1)
+            out.append("open ok " + path)
+        except OSError as e:
+            out.append("open refused %d" % e.errno)
+    try:
+        os.listdir("/proc/%d/fd" % parent)
+        out.append("listdir ok")
+    except OSError as e:
+        out.append("listdir refused %d" % e.errno)
+    os.write(w, ("\n".join(out)).encode())
+    os._exit(0)
+os.close(w)
+time.sleep(0.1)
+got = b""
+while True:
+    chunk = os.read(r, 4096)
+    if not chunk:
+        break
+    got += chunk
+os.waitpid(pid, 0)
+print(got.decode())
+print("parent alive")
+"#;
+    let out = f.python(code, "", &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.success(), "{out:?} {}", text(&out.stderr));
+    for line in [
+        "ptrace refused 1",
+        "seize refused 1",
+        "vm_readv refused 1",
+        "vm_writev refused 1",
+        "pidfd_getfd refused 1",
+        "listdir refused 13",
+        "parent alive",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing: {stdout}");
+    }
+    // EACCES from Landlock, or ENOENT when the driver has closed the descriptor already.
+    assert!(!stdout.contains("open ok"), "{stdout}");
+    assert_eq!(stdout.matches("open refused ").count(), 3, "{stdout}");
+}
+
+/// Finding 5: the work root was a predictable `/tmp/valley-sandbox`, made and chmod-ed by root
+/// without checking it. Now each sandbox makes its own with `mkdtemp`: a fresh directory (never a
+/// symlink, never someone else's), mode 0711, removed with the sandbox; a planted symlink at the
+/// old path is not touched.
+#[test]
+fn each_sandbox_makes_its_own_private_work_root() {
+    use std::os::unix::fs::MetadataExt;
+    let f = Fixture::new(20);
+    let target = f.root.join("victim");
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&target, f.root.join("runs/valley-sandbox")).unwrap();
+    let a = Sandbox::new(f.sandbox.config().clone()).unwrap();
+    let b = Sandbox::new(f.sandbox.config().clone()).unwrap();
+    assert_ne!(a.work_root(), b.work_root());
+    for sb in [&a, &b] {
+        let meta = std::fs::symlink_metadata(sb.work_root()).unwrap();
+        assert!(meta.is_dir(), "{meta:?}");
+        assert_eq!(meta.mode() & 0o7777, 0o711);
+        assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+        assert!(sb.work_root().starts_with(f.root.join("runs")));
+    }
+    let out = a
+        .run(&Request {
+            argv: vec![PYTHON.into(), "-c".into(), "print(3)".into()],
+            limits: Fixture::limits(),
+            ..Request::default()
+        })
+        .unwrap();
+    assert_eq!(text(&out.stdout), "3\n");
+    let root = a.work_root().to_path_buf();
+    drop(a);
+    assert!(!root.exists(), "the work root outlived its sandbox");
+    let victim = std::fs::metadata(&target).unwrap();
+    assert_eq!(
+        victim.mode() & 0o7777,
+        0o700,
+        "the symlink's target was changed"
+    );
+}
+
+/// Finding 4: weakened isolation was quiet. Every run reports the isolation it had in one line;
+/// a mechanism that is off (here the private /proc) makes it `weaker`.
+#[test]
+fn the_isolation_of_each_run_is_reported() {
+    let f = Fixture::new(21);
+    let out = f.python("print(4)", "", &[]);
+    assert!(out.isolation().starts_with("full ("), "{}", out.isolation());
+    let w = weakened(22, &["private /proc"], true);
+    let out = w.python("print(5)", "", &[]);
+    assert_eq!(out.isolation(), "weaker: private /proc off");
+    let refused = weakened(23, &["private /proc"], false);
+    let req = Request {
+        argv: vec![PYTHON.into(), "-c".into(), "print(6)".into()],
+        limits: Fixture::limits(),
+        ..Request::default()
+    };
+    // The pid namespace still carries the process-tree property: the run goes ahead, reported.
+    let out = refused.sandbox.run(&req).unwrap();
+    assert_eq!(out.isolation(), "weaker: private /proc off");
 }

@@ -61,6 +61,14 @@ pub fn run(args: &JudgeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     }
     let workers = args.workers.unwrap_or_else(default_workers).max(1);
     let sb = sandbox(workers, args.allow_weaker_isolation)?;
+    // The problems hold the expected outputs: refuse to run where a program could read them.
+    for path in [Some(args.problems.as_path()), args.problems.parent()]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        sb.hide(path)?;
+    }
     let config = JudgeConfig {
         python: args.python.clone().unwrap_or(JudgeConfig::default().python),
         test_timeout: Duration::from_secs_f64(args.timeout),
@@ -90,6 +98,28 @@ fn write_rows(report: &Report, path: &Path) -> Result<()> {
     std::fs::write(path, text).map_err(other(format!("writing {}", path.display())))
 }
 
+/// The isolation the samples were judged under: one value when they all agree (the usual case),
+/// else each value with its count.
+fn isolation_line(report: &Report) -> String {
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &report.rows {
+        *seen.entry(r.judged.isolation.as_str()).or_insert(0) += 1;
+    }
+    match seen.len() {
+        0 => "no samples".into(),
+        1 => seen
+            .keys()
+            .next()
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        _ => seen
+            .iter()
+            .map(|(i, n)| format!("{i} ({n} samples)"))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
 fn print_report(
     report: &Report,
     secs: f64,
@@ -114,6 +144,7 @@ fn print_report(
         .map(|(v, c)| format!("{v} {c}"))
         .collect();
     writeln!(out, "verdicts: {}", verdicts.join(", "))?;
+    writeln!(out, "isolation: {}", isolation_line(report))?;
     for p in &report.overall {
         if p.problems == 0 {
             writeln!(

@@ -47,8 +47,9 @@ pub struct CodeExecConfig {
     pub workers: usize,
     /// Timeout of one test, seconds (LiveCodeBench: 6).
     pub test_timeout_s: f64,
-    /// Deadline of all tests of one sample, seconds.
-    pub overall_timeout_s: f64,
+    /// Deadline of all tests of one sample, seconds; unset: LiveCodeBench's, (test timeout + 1)
+    /// × tests + 5.
+    pub overall_timeout_s: Option<f64>,
     /// Python interpreter in the sandbox.
     pub python: String,
     /// Where the model runs: `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
@@ -71,7 +72,7 @@ impl Default for CodeExecConfig {
             limit: 0,
             workers: 2,
             test_timeout_s: 6.0,
-            overall_timeout_s: 60.0,
+            overall_timeout_s: None,
             python: "/usr/bin/python3".into(),
             device: Default::default(),
             dtype: Default::default(),
@@ -102,7 +103,7 @@ impl CodeExecConfig {
         if self.k.contains(&0) {
             return bad("k", "every k must be at least 1");
         }
-        if !(self.test_timeout_s > 0.0 && self.overall_timeout_s > 0.0) {
+        if !(self.test_timeout_s > 0.0 && self.overall_timeout_s.is_none_or(|t| t > 0.0)) {
             return bad("test_timeout_s", "timeouts must be positive");
         }
         if self.temperature == 0.0 && self.n > 1 {

@@ -123,7 +123,7 @@ pub fn evaluate(
     let judge_config = JudgeConfig {
         python: config.python.clone(),
         test_timeout: Duration::from_secs_f64(config.test_timeout_s),
-        overall_timeout: Duration::from_secs_f64(config.overall_timeout_s),
+        overall_timeout: config.overall_timeout_s.map(Duration::from_secs_f64),
         ..JudgeConfig::default()
     };
     let prompts: Vec<String> = problems
@@ -140,6 +140,8 @@ pub fn evaluate(
     let mut rows: Vec<GenerationRow> = Vec::with_capacity(total);
     let mut facts: Vec<SampleFacts> = Vec::with_capacity(total);
     let (mut gen_tokens, mut gen_time) = (0usize, Duration::ZERO);
+    // The isolation the samples were judged under (each row records its own).
+    let mut isolations: Vec<String> = Vec::new();
     host.progress(0, total as u64, "generating");
     for batch in plan_batches(&lengths, config.batch_size) {
         host.check_cancelled()?;
@@ -161,6 +163,11 @@ pub fn evaluate(
             .map(|(&s, r)| (&problems[s / n], r.as_str()))
             .collect();
         let verdicts = score(&runner, &judge_config, &samples, config.workers)?;
+        for judged in &verdicts {
+            if !isolations.contains(&judged.isolation) {
+                isolations.push(judged.isolation.clone());
+            }
+        }
         for (((&s, g), response), judged) in
             batch.iter().zip(&generations).zip(responses).zip(verdicts)
         {
@@ -205,8 +212,9 @@ pub fn evaluate(
             done,
             total as u64,
             format!(
-                "{done}/{total} samples, {:.0}% solved, {tps:.0} tok/s",
-                solved * 100.0
+                "{done}/{total} samples, {:.0}% solved, {tps:.0} tok/s, isolation {}",
+                solved * 100.0,
+                isolations.join(" / ")
             ),
         );
     }

@@ -48,6 +48,7 @@ pub fn run(args: &BenchJudgeArgs, out: &mut impl Write) -> anyhow::Result<Outcom
         .collect();
     let n = generations.len();
     let sb = sandbox(workers, false)?;
+    sb.hide(&data)?;
     let config = JudgeConfig {
         test_timeout: Duration::from_secs(3),
         ..JudgeConfig::default()
