@@ -13,6 +13,9 @@ use std::{
 use serde_json::{json, Value};
 use valley_data::judge_input::read_problems;
 use valley_judge::{judge, JudgeConfig, Problem, Verdict};
+mod common;
+
+use common::assert_nothing_left;
 use valley_sandbox::{Sandbox, SandboxConfig};
 
 const VALLEY: &str = env!("CARGO_BIN_EXE_valley");
@@ -25,31 +28,6 @@ fn sandbox(index: u32) -> Fixture {
     config.uid_base = 1_980_000 + index * 16;
     config.slots = 2;
     Fixture(Sandbox::new(config).unwrap())
-}
-
-/// No process of the sandbox's uids is left and no run directory: a hostile sample leaves
-/// nothing behind.
-fn assert_nothing_left(sb: &Sandbox) {
-    let uids = sb.uids();
-    let left: Vec<_> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("status"))
-                .ok()
-                .and_then(|s| {
-                    s.lines()
-                        .find_map(|l| l.strip_prefix("Uid:"))
-                        .and_then(|l| l.split_whitespace().next())
-                        .and_then(|u| u.parse::<u32>().ok())
-                })
-                .is_some_and(|u| uids.contains(&u))
-        })
-        .map(|e| e.file_name())
-        .collect();
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    let runs: Vec<_> = std::fs::read_dir(sb.work_root()).unwrap().collect();
-    assert!(runs.is_empty(), "run directories left behind: {runs:?}");
 }
 
 fn problem(row: Value) -> Problem {

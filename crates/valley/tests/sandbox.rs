@@ -15,6 +15,8 @@ use std::{
     time::Duration,
 };
 
+mod common;
+
 use valley_sandbox::{
     init::HOST_GRACE, Limits, Outcome, Property, Request, Sandbox, SandboxConfig,
 };
@@ -88,26 +90,7 @@ impl Fixture {
 
     /// No process of the sandbox uids, no run directory, nothing in `outside`.
     fn assert_nothing_left(&self) {
-        let uids = self.sandbox.uids();
-        let mut left = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-                continue;
-            };
-            let uid = status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next())
-                .and_then(|u| u.parse::<u32>().ok());
-            if uid.is_some_and(|u| uids.contains(&u)) {
-                left.push(entry.file_name());
-            }
-        }
-        assert!(left.is_empty(), "processes left behind: {left:?}");
-        let runs: Vec<_> = std::fs::read_dir(self.sandbox.work_root())
-            .unwrap()
-            .collect();
-        assert!(runs.is_empty(), "run directories left behind: {runs:?}");
+        common::assert_nothing_left(&self.sandbox);
         let outside: Vec<_> = std::fs::read_dir(&self.outside).unwrap().collect();
         assert!(outside.is_empty(), "files written outside: {outside:?}");
     }
