@@ -95,6 +95,16 @@ pub enum Error {
         why: String,
     },
 
+    /// A trainer stopped when asked (SIGTERM, SIGINT, SIGUSR1) after saving a resumable
+    /// checkpoint: not a failure; rerunning the command resumes from it.
+    #[error("interrupted at step {step}; resumable from {} (rerun the same command)", checkpoint.display())]
+    TrainingInterrupted {
+        /// Optimizer steps done.
+        step: u64,
+        /// The checkpoint saved.
+        checkpoint: PathBuf,
+    },
+
     /// I/O on a named path.
     #[error("{path}: {source}")]
     Io {

@@ -39,7 +39,8 @@ pub enum CellEnd {
     Skipped(String),
     /// It failed with this error (recorded in the cell's `error.txt`).
     Failed(String),
-    /// Ctrl-C stopped it (the error it stopped with); a rerun resumes it.
+    /// A signal (SIGINT, SIGTERM, SIGUSR1) stopped it: the trainer saved a resumable checkpoint
+    /// (the message says where), or it had not reached training; a rerun resumes it.
     Killed(String),
 }
 
@@ -76,6 +77,15 @@ pub enum SweepEvent<'a> {
         name: &'a str,
         /// What happened.
         state: StudentState<'a>,
+    },
+    /// A cell's training resumes from a checkpoint an earlier run left.
+    TrainingResumes {
+        /// The cell.
+        key: &'a str,
+        /// The step it resumes at, when the checkpoint says (`state.json`'s `step`).
+        step: Option<u64>,
+        /// The checkpoint.
+        checkpoint: &'a Path,
     },
     /// A cell starts; its resolved config is written to `config_file`.
     CellStarted {

@@ -510,6 +510,7 @@ impl SweepObserver for Session {
                 }
             }
             SweepEvent::Started { .. }
+            | SweepEvent::TrainingResumes { .. }
             | SweepEvent::Student { .. }
             | SweepEvent::Progress { .. }
             | SweepEvent::Finished => {}

@@ -18,7 +18,7 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use valley_plugin_api::TrainJob;
+use valley_plugin_api::{TrainEnd, TrainJob};
 
 use valley_data::write_training_jsonl;
 use valley_plugin_api::Progress;
@@ -218,6 +218,12 @@ pub fn ensure(
         },
     ));
     let outcome = trainer.train(&job, &services)?;
+    if let TrainEnd::Interrupted { step } = outcome.end() {
+        return Err(Error::TrainingInterrupted {
+            step,
+            checkpoint: PathBuf::from(outcome.checkpoint_dir.as_str()),
+        });
+    }
     let student = Student {
         name: name.to_string(),
         hash: student_hash(exp, name)?,

@@ -21,7 +21,7 @@ use std::{
     },
 };
 
-use valley_plugin_api::{MetricPoint, Progress, TrainJob};
+use valley_plugin_api::{MetricPoint, Progress, TrainEnd, TrainJob};
 use valley_plugin_host::{CallServices, LoadedTrainer, MetricSink, ProgressSink};
 use valley_reports::{CellRecord, DifficultyScore, Direction as ReportDirection, Metric};
 
@@ -73,6 +73,16 @@ pub struct Sweep<'a> {
     /// One lock per base-model evaluation cache, so that parallel size-0 cells of one student
     /// evaluate it once and the others read the cache.
     pub base_evals: BaseEvalLocks,
+}
+
+/// The step a resumable checkpoint holds: its `state.json`'s `step` when it has one (the
+/// resume contract of [`TrainJob`] asks only for the file).
+pub fn resumable_step(checkpoint: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(checkpoint.join("state.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()?
+        .get("step")?
+        .as_u64()
 }
 
 /// Locks of the base-model evaluation caches by directory ([`Sweep::base_evals`]).
@@ -232,6 +242,7 @@ impl Sweep<'_> {
                 }
                 Ok(CellEnd::Finished(what))
             }
+            Err(e @ Error::TrainingInterrupted { .. }) => Ok(CellEnd::Killed(e.to_string())),
             Err(e) if self.cancel.load(Ordering::SeqCst) => Ok(CellEnd::Killed(e.to_string())),
             Err(e) => {
                 let message = e.to_string();
@@ -330,18 +341,30 @@ impl Sweep<'_> {
             let lib = self.registry.resolve(spec, "trainer")?;
             let trainer = LoadedTrainer::new(lib, "trainer", &config)?;
             let output = dir.join("train");
+            let resume = latest_resumable(&output);
+            if let Some(checkpoint) = &resume {
+                self.observer.on_sweep_event(&SweepEvent::TrainingResumes {
+                    key,
+                    step: resumable_step(checkpoint),
+                    checkpoint,
+                })?;
+            }
             let job = TrainJob {
                 config_json: config.to_string().into(),
                 train_file: dir.join("train.jsonl").display().to_string().into(),
                 output_dir: output.display().to_string().into(),
-                resume_from: latest_resumable(&output)
-                    .map(|p| p.display().to_string().into())
-                    .into(),
+                resume_from: resume.map(|p| p.display().to_string().into()).into(),
             };
             let services = CallServices::new(key, self.cancel.clone())
                 .streaming(self.metric_sink(key))
                 .with_progress(self.progress_sink(key, Phase::Train));
             let outcome = trainer.train(&job, &services)?;
+            if let TrainEnd::Interrupted { step } = outcome.end() {
+                return Err(Error::TrainingInterrupted {
+                    step,
+                    checkpoint: PathBuf::from(outcome.checkpoint_dir.as_str()),
+                });
+            }
             let summary: serde_json::Value =
                 serde_json::from_str(outcome.summary_json.as_str()).unwrap_or_default();
             record.training_steps = summary.get("steps").and_then(serde_json::Value::as_u64);

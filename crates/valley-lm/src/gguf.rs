@@ -29,7 +29,7 @@
 //!   out as `[out, in]`, as in PyTorch.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fs::File,
     io::BufReader,
     path::{Path, PathBuf},
@@ -65,6 +65,9 @@ pub struct GgufModel {
     pub chat_template: Option<ChatTemplate>,
     /// Why no chat template was taken, when none was.
     pub chat_template_note: Option<String>,
+    /// The file's tensors the model does not use (GGUF names for those without a Hugging Face
+    /// one, e.g. `rope_freqs.weight`), sorted.
+    pub extra: Vec<String>,
 }
 
 fn err(path: &Path, message: impl Into<String>) -> Error {
@@ -360,6 +363,25 @@ pub fn read(path: &Path, dtype: DType) -> Result<GgufModel> {
     if cfg.model_type == "llama" && content.tensor_infos.contains_key("blk.0.attn_q.bias") {
         cfg.attention_bias = true;
     }
+    // The one rule of every loader (checkpoint::check_tensors): every weight the model needs,
+    // with its shape, before anything is read.
+    let mut found = BTreeMap::new();
+    let mut unused = Vec::new();
+    for (g, info) in &content.tensor_infos {
+        match hf_name(g) {
+            Some(h) => {
+                found.insert(h, info.shape.dims().to_vec());
+            }
+            None => unused.push(g.clone()),
+        }
+    }
+    let mut extra =
+        crate::checkpoint::check_tensors_as(&cfg, &found, path, &|hf: &str| match gguf_name(hf) {
+            Some(g) => format!("`{g}` (for `{hf}`)"),
+            None => format!("`{hf}`"),
+        })?;
+    extra.extend(unused);
+    extra.sort();
     let permuted = cfg.model_type == "llama";
     let device = Device::Cpu;
     let mut tensors = HashMap::new();
@@ -414,6 +436,7 @@ pub fn read(path: &Path, dtype: DType) -> Result<GgufModel> {
         tokenizer_note,
         chat_template,
         chat_template_note,
+        extra,
     })
 }
 
@@ -466,6 +489,8 @@ pub struct Imported {
     pub chat_template: bool,
     /// Why not, when it was not.
     pub chat_template_note: Option<String>,
+    /// The file's tensors the model does not use (not written), sorted.
+    pub extra: Vec<String>,
 }
 
 /// Imports a GGUF file as an f32 checkpoint in the Hugging Face layout under `out_dir`
@@ -513,5 +538,6 @@ pub fn import_as(gguf: &Path, out_dir: &Path, dtype: DType) -> Result<Imported> 
         tokenizer_note: model.tokenizer_note,
         chat_template: model.chat_template.is_some(),
         chat_template_note: model.chat_template_note,
+        extra: model.extra,
     })
 }

@@ -73,6 +73,25 @@ struct Layer {
 }
 
 impl Layer {
+    /// The block with every weight cast to `dtype` (a differentiable op).
+    fn cast(&self, dtype: DType) -> Result<Self> {
+        let c = |t: &Tensor| t.to_dtype(dtype);
+        let pair = |(w, b): &(Tensor, Option<Tensor>)| -> Result<(Tensor, Option<Tensor>)> {
+            Ok((c(w)?, b.as_ref().map(c).transpose()?))
+        };
+        Ok(Self {
+            input_norm: c(&self.input_norm)?,
+            q: pair(&self.q)?,
+            k: pair(&self.k)?,
+            v: pair(&self.v)?,
+            o: c(&self.o)?,
+            post_norm: c(&self.post_norm)?,
+            gate: c(&self.gate)?,
+            up: c(&self.up)?,
+            down: c(&self.down)?,
+        })
+    }
+
     /// One block's weights under `vb` (`model.layers.N`), by their Hugging Face names:
     /// `input_layernorm`, `self_attn.{q,k,v,o}_proj`, `post_attention_layernorm`,
     /// `mlp.{gate,up,down}_proj`.
@@ -241,6 +260,38 @@ impl Decoder {
             lm_head,
             cos,
             sin,
+        })
+    }
+
+    /// The same model computing in `dtype`: mixed precision as PyTorch AMP does it. Every weight
+    /// is cast with a differentiable op, so a loss computed through the cast model sends its
+    /// gradients back to this model's weights in their own dtype: keep f32 master weights here,
+    /// cast to bf16 for each step's forward and backward, and the optimizer updates the f32
+    /// masters with f32 gradients (an update far below a bf16 step is not rounded away). The same
+    /// dtype returns a model sharing these weights.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn cast(&self, dtype: DType) -> Result<Self> {
+        let embed = self.embed.to_dtype(dtype)?;
+        let lm_head = if self.cfg.tie_word_embeddings {
+            // One cast shared by both uses, as the weight itself is.
+            embed.clone()
+        } else {
+            self.lm_head.to_dtype(dtype)?
+        };
+        Ok(Self {
+            cfg: self.cfg.clone(),
+            embed,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.cast(dtype))
+                .collect::<Result<_>>()?,
+            norm: self.norm.to_dtype(dtype)?,
+            lm_head,
+            cos: self.cos.to_dtype(dtype)?,
+            sin: self.sin.to_dtype(dtype)?,
         })
     }
 

@@ -72,20 +72,39 @@ impl AdamW {
         })
     }
 
-    /// One update with learning rate `lr`. Moments are kept in f32 whatever the weights' dtype.
+    /// One update with learning rate `lr`. Moments are kept in f32 whatever the weights' dtype;
+    /// keep the weights themselves in f32 (master weights, see [`crate::Decoder::cast`]) when
+    /// the model computes in half precision.
     ///
     /// # Errors
-    /// Tensor errors.
+    /// [`crate::Error::Config`] naming every variable `grads` has no gradient for (nothing is
+    /// updated then: a parameter the loss does not reach is a broken model, not one to train
+    /// around; leave frozen parameters out of the optimizer instead); tensor errors.
     pub fn step(&mut self, grads: &GradStore, lr: f64) -> Result<()> {
+        let missing: Vec<&str> = self
+            .vars
+            .iter()
+            .filter(|(_, var)| grads.get(var.as_tensor()).is_none())
+            .map(|(name, _)| name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            return Err(crate::Error::Config(format!(
+                "no gradient reached {} of the {} trained parameters: {} (freeze them on purpose, \
+                 or the model's forward pass does not use them)",
+                missing.len(),
+                self.vars.len(),
+                missing.join(", ")
+            )));
+        }
         self.step += 1;
         let p = self.params;
         let t = self.step as i32;
         let (bc1, bc2) = (1.0 - p.beta1.powi(t), 1.0 - p.beta2.powi(t));
         for (i, (_, var)) in self.vars.iter().enumerate() {
-            let Some(g) = grads.get(var.as_tensor()) else {
-                continue;
-            };
-            let g = g.to_dtype(DType::F32)?;
+            let g = grads
+                .get(var.as_tensor())
+                .expect("checked above")
+                .to_dtype(DType::F32)?;
             self.m[i] = ((&self.m[i] * p.beta1)? + (&g * (1.0 - p.beta1))?)?;
             self.v[i] = ((&self.v[i] * p.beta2)? + (g.sqr()? * (1.0 - p.beta2))?)?;
             let update = ((&self.m[i] / bc1)? / ((&self.v[i] / bc2)?.sqrt()? + p.eps)?)?;

@@ -54,17 +54,34 @@ pub fn train_bpe_lines<'a>(
 }
 
 impl Tokenizer {
-    /// The tokenizer saved in a checkpoint directory: its `tokenizer.json`, or the byte
-    /// tokenizer when the directory has none.
+    /// The tokenizer saved in a checkpoint directory whose model has `model_vocab` ids: its
+    /// `tokenizer.json`; without one, the byte tokenizer only when the model's vocabulary is the
+    /// byte tokenizer's ([`ByteTokenizer::VOCAB_SIZE`]; valley's byte checkpoints carry no
+    /// `tokenizer.json`). Anything else is never guessed: a Qwen or Llama directory without its
+    /// `tokenizer.json` would otherwise train and evaluate on byte ids.
     ///
     /// # Errors
-    /// [`crate::Error::File`] when `tokenizer.json` exists but cannot be read.
-    pub fn from_dir(dir: &Path) -> Result<Self> {
+    /// [`crate::Error::File`] when `tokenizer.json` exists but cannot be read, or is missing for a
+    /// vocabulary that is not the byte tokenizer's (saying what to add).
+    pub fn from_dir(dir: &Path, model_vocab: usize) -> Result<Self> {
         let path = dir.join("tokenizer.json");
         if path.exists() {
             return Self::from_file(&path);
         }
-        Ok(Self::default())
+        if model_vocab == ByteTokenizer::VOCAB_SIZE {
+            return Ok(Self::default());
+        }
+        Err(crate::Error::File {
+            path,
+            message: format!(
+                "missing: the model's vocabulary has {model_vocab} ids (config.json's vocab_size), \
+                 not the byte tokenizer's {}, so its tokenizer cannot be guessed; copy the \
+                 model's own tokenizer.json into {} (or set tokenizer = \"byte\" to use bytes on \
+                 purpose)",
+                ByteTokenizer::VOCAB_SIZE,
+                dir.display()
+            ),
+        })
     }
 
     /// A `tokenizer.json` file.

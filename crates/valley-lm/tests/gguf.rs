@@ -88,8 +88,8 @@ fn forward(model: &Decoder) -> Tensor {
 }
 
 fn imported_logits(dir: &Path) -> Tensor {
-    let (cfg, vb) = checkpoint::load_for_inference(dir, DType::F32, &Device::Cpu).unwrap();
-    forward(&Decoder::new(&cfg, &vb).unwrap())
+    let loaded = checkpoint::load_for_inference(dir, DType::F32, &Device::Cpu).unwrap();
+    forward(&Decoder::new(&loaded.config, &loaded.weights).unwrap())
 }
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -482,7 +482,7 @@ fn a_gpt2_bpe_vocabulary_becomes_an_equivalent_tokenizer_json() {
     // must encode and decode exactly as the original.
     let dir = tempfile::tempdir().unwrap();
     let (trained, imported) = gguf_with_vocabulary(dir.path(), "gpt-2");
-    let rebuilt = Tokenizer::from_dir(&imported.dir).unwrap();
+    let rebuilt = Tokenizer::from_dir(&imported.dir, imported.config.vocab_size).unwrap();
     assert_eq!(rebuilt.vocab_size(), trained.vocab_size());
     for text in TEXTS.iter().chain(&[
         "<|im_start|>user\nx = [1, 22, 333]<|im_end|>",
@@ -501,7 +501,7 @@ fn the_known_pre_tokenizers_split_digits_as_their_models_do() {
     let dir = tempfile::tempdir().unwrap();
     let digit_groups = |pre: &str| -> Vec<String> {
         let (_, imported) = gguf_with_vocabulary(dir.path(), pre);
-        let tok = Tokenizer::from_dir(&imported.dir).unwrap();
+        let tok = Tokenizer::from_dir(&imported.dir, imported.config.vocab_size).unwrap();
         let ids = tok.encode("12345");
         assert_eq!(tok.decode(&ids), "12345", "{pre}");
         ids.iter().map(|&i| tok.decode(&[i])).collect()

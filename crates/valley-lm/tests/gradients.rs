@@ -1,10 +1,17 @@
 //! Gradient tests: every op and a whole tiny model are checked against central finite differences
 //! in f64, and every trainable tensor must receive a gradient. candle 0.11's fused ops return no
 //! gradient without an error (docs/design.md section 9); these tests fail if one sneaks back in.
+//!
+//! The whole-model checks run twice: through the CPU kernels (the default on the CPU) and through
+//! the composed ops that CUDA, bf16 and generation take ([`valley_lm::fused::composed`]), and the
+//! two paths must agree on the same weights (issue 16: the composed path had been checked op by
+//! op only).
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use valley_lm::{init::init_varmap, loss::weighted_cross_entropy, ops, Decoder, ModelConfig};
+use valley_lm::{
+    fused, init::init_varmap, loss::weighted_cross_entropy, ops, Decoder, ModelConfig,
+};
 
 mod common;
 use common::{check, project, scalar, values, var};
@@ -99,8 +106,39 @@ fn tiny_varmap(cfg: &ModelConfig) -> VarMap {
     varmap
 }
 
+/// Which ops a test runs through.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    /// The CPU kernels of `valley_lm::fused` (training on the CPU).
+    Fused,
+    /// The composed candle ops (CUDA, half precision, generation).
+    Composed,
+}
+
+impl Path {
+    fn run<T>(self, f: impl FnOnce() -> T) -> T {
+        match self {
+            Self::Fused => f(),
+            Self::Composed => fused::composed(f),
+        }
+    }
+}
+
 #[test]
 fn every_parameter_of_the_model_gets_a_gradient() {
+    every_parameter_gets_a_gradient(Path::Fused);
+}
+
+#[test]
+fn every_parameter_of_the_model_gets_a_gradient_on_the_composed_path() {
+    every_parameter_gets_a_gradient(Path::Composed);
+}
+
+fn every_parameter_gets_a_gradient(path: Path) {
+    path.run(|| every_parameter_gets_a_gradient_here(path));
+}
+
+fn every_parameter_gets_a_gradient_here(path: Path) {
     for (model_type, tied) in [("qwen2", true), ("qwen2", false), ("llama", false)] {
         let cfg = tiny(model_type, tied);
         let varmap = tiny_varmap(&cfg);
@@ -110,22 +148,79 @@ fn every_parameter_of_the_model_gets_a_gradient() {
         for (name, var) in data.iter() {
             let g = grads
                 .get(var.as_tensor())
-                .unwrap_or_else(|| panic!("{model_type}: {name} got no gradient"));
+                .unwrap_or_else(|| panic!("{path:?} {model_type}: {name} got no gradient"));
             let norm = scalar(&g.sqr().unwrap().sum_all().unwrap());
-            assert!(norm > 0.0, "{model_type}: {name} has an all-zero gradient");
+            assert!(
+                norm > 0.0,
+                "{path:?} {model_type}: {name} has an all-zero gradient"
+            );
         }
     }
 }
 
 #[test]
 fn whole_model_matches_finite_differences() {
+    whole_model_finite_differences(Path::Fused);
+}
+
+#[test]
+fn whole_model_matches_finite_differences_on_the_composed_path() {
+    whole_model_finite_differences(Path::Composed);
+}
+
+fn whole_model_finite_differences(path: Path) {
+    // With Q/K/V biases (qwen2) and untied embeddings: every kind of parameter.
     let cfg = tiny("qwen2", false);
     let varmap = tiny_varmap(&cfg);
     let data = varmap.data().lock().unwrap().clone();
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
     let vars: Vec<&Var> = names.iter().map(|n| &data[*n]).collect();
-    check("tiny qwen2", &vars, || model_loss(&cfg, &varmap));
+    path.run(|| {
+        check(&format!("tiny qwen2, {path:?}"), &vars, || {
+            model_loss(&cfg, &varmap)
+        })
+    });
+}
+
+/// The two paths compute the same function: same loss and same gradient for every parameter, on
+/// the same weights, to f64 rounding (1e-10 relative; the kernels sum in a different order).
+#[test]
+fn the_composed_path_equals_the_fused_path_on_the_same_weights() {
+    for (model_type, tied) in [("qwen2", true), ("qwen2", false), ("llama", false)] {
+        let cfg = tiny(model_type, tied);
+        let varmap = tiny_varmap(&cfg);
+        let fused_loss = model_loss(&cfg, &varmap);
+        let composed_loss = fused::composed(|| model_loss(&cfg, &varmap));
+        let (a, b) = (scalar(&fused_loss), scalar(&composed_loss));
+        assert!(
+            (a - b).abs() <= 1e-10 * a.abs().max(1.0),
+            "{model_type}: loss {a} fused vs {b} composed"
+        );
+        let fused_grads = fused_loss.backward().unwrap();
+        let composed_grads = fused::composed(|| composed_loss.backward().unwrap());
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let get = |g: &candle_core::backprop::GradStore| {
+                g.get(var.as_tensor())
+                    .unwrap_or_else(|| panic!("{model_type}: {name} got no gradient"))
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f64>()
+                    .unwrap()
+            };
+            let (gf, gc) = (get(&fused_grads), get(&composed_grads));
+            let scale = gf.iter().fold(1e-3f64, |m, x| m.max(x.abs()));
+            let worst = gf
+                .iter()
+                .zip(&gc)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 1e-10 * scale,
+                "{model_type}: {name}: gradients differ by {worst} (scale {scale})"
+            );
+        }
+    }
 }
 
 #[test]

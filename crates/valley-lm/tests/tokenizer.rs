@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::{json, Value};
-use valley_lm::tokenizer::{train_bpe, train_bpe_lines, Tokenizer, SPECIALS};
+use valley_lm::tokenizer::{train_bpe, train_bpe_lines, ByteTokenizer, Tokenizer, SPECIALS};
 
 /// The problem and response texts of the repository's training fixture (300 synthetic records).
 fn corpus() -> Vec<String> {
@@ -122,17 +122,28 @@ fn bpe_shortens_the_corpus_and_respects_the_vocabulary_size() {
 #[test]
 fn checkpoint_directory_carries_its_tokenizer() {
     let dir = tempfile::tempdir().unwrap();
-    // No tokenizer.json: the byte tokenizer, and saving it writes nothing.
+    // No tokenizer.json: the byte tokenizer for the byte vocabulary, and saving it writes
+    // nothing.
     assert!(matches!(
-        Tokenizer::from_dir(dir.path()).unwrap(),
+        Tokenizer::from_dir(dir.path(), ByteTokenizer::VOCAB_SIZE).unwrap(),
         Tokenizer::Byte(_)
     ));
+    // Issue 16: any other vocabulary without its tokenizer.json is never guessed as bytes.
+    let err = Tokenizer::from_dir(dir.path(), 32_000)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&dir.path().join("tokenizer.json").display().to_string())
+            && err.contains("32000 ids")
+            && err.contains("copy the model's own tokenizer.json"),
+        "{err}"
+    );
     Tokenizer::default().save(dir.path()).unwrap();
     assert!(!dir.path().join("tokenizer.json").exists());
 
     let tok = trained(512);
     tok.save(dir.path()).unwrap();
-    let back = Tokenizer::from_dir(dir.path()).unwrap();
+    let back = Tokenizer::from_dir(dir.path(), tok.vocab_size()).unwrap();
     assert!(matches!(back, Tokenizer::Hf(_)));
     assert_eq!(back.vocab_size(), tok.vocab_size());
     for text in HARD_TEXTS {
@@ -147,7 +158,9 @@ fn a_file_that_is_not_a_tokenizer_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenizer.json");
     std::fs::write(&path, "{\"model\": 3}").unwrap();
-    let err = Tokenizer::from_dir(dir.path()).unwrap_err().to_string();
+    let err = Tokenizer::from_dir(dir.path(), 300)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
     let missing = Tokenizer::from_file(&dir.path().join("nope.json")).unwrap_err();
     assert!(missing.to_string().contains("nope.json"), "{missing}");
@@ -220,7 +233,7 @@ fn a_qwen2_layout_file_loads_and_round_trips() {
     });
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tokenizer.json"), file.to_string()).unwrap();
-    let tok = Tokenizer::from_dir(dir.path()).unwrap();
+    let tok = Tokenizer::from_dir(dir.path(), 262).unwrap();
     assert_eq!(tok.vocab_size(), 262, "one past the largest added id");
     assert_eq!(tok.special("<|im_end|>"), Some(261));
     assert_eq!(tok.special("<think>"), None, "Qwen2.5 has no <think>");

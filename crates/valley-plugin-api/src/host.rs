@@ -208,6 +208,9 @@ pub struct RecordingHost {
     pub progress: Mutex<Vec<Progress>>,
     /// What `is_cancelled` answers.
     pub cancelled: std::sync::atomic::AtomicBool,
+    /// When above 0, a progress update with `done` at least this sets `cancelled`: a stop
+    /// request (a signal) that arrives right after that unit of work, for deterministic tests.
+    pub cancel_at: std::sync::atomic::AtomicU64,
 }
 
 impl RecordingHost {
@@ -226,6 +229,11 @@ impl HostServices for RecordingHost {
     }
 
     fn report_progress(&self, progress: &Progress) {
+        let at = self.cancel_at.load(std::sync::atomic::Ordering::SeqCst);
+        if at > 0 && progress.done >= at {
+            self.cancelled
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         self.progress
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -68,7 +68,9 @@ pub use module::{PluginInstance, PluginMod, PluginModRef, INTERFACE_VERSION};
 pub use rng::SeedRng;
 pub use sampler::{Candidate, SampleContext, SamplerBox, SamplerObj, SamplerPlugin, Selection};
 pub use sandbox::{isolation_summary, SandboxFile, SandboxLimits, SandboxRequest, SandboxResult};
-pub use trainer::{TrainJob, TrainOutcome, TrainerBox, TrainerObj, TrainerPlugin};
+pub use trainer::{
+    TrainEnd, TrainJob, TrainOutcome, TrainerBox, TrainerObj, TrainerPlugin, EXIT_INTERRUPTED,
+};
 
 /// Re-exported so that the export macros expand in crates that do not depend on `abi_stable`.
 pub use abi_stable;
@@ -80,6 +82,6 @@ pub mod prelude {
     pub use crate::{
         Candidate, Capability, Direction, EvalJob, EvalOutcome, EvaluatorPlugin, Host, MetricPoint,
         MetricValue, PluginError, SampleContext, SamplerPlugin, SamplerRole, SeedRng, Selection,
-        TrainJob, TrainOutcome, TrainerPlugin,
+        TrainEnd, TrainJob, TrainOutcome, TrainerPlugin,
     };
 }

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
     match run(cli, cores) {
         Ok(Outcome::Passed) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::Interrupted) => ExitCode::from(valley_plugin_api::EXIT_INTERRUPTED),
         // The reader went away (`valley … | head`): not an error worth reporting.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {

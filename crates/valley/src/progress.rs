@@ -145,6 +145,17 @@ impl SweepObserver for SweepPrinter<'_> {
                 self.progress(key, *phase, progress);
                 return Ok(());
             }
+            SweepEvent::TrainingResumes {
+                key,
+                step,
+                checkpoint,
+            } => match step {
+                Some(step) => format!(
+                    "{key:<32} resumes training at step {step} ({})",
+                    checkpoint.display()
+                ),
+                None => format!("{key:<32} resumes training from {}", checkpoint.display()),
+            },
             SweepEvent::CellEnded { key, end } => {
                 if let Some((_, overall)) = &self.bars {
                     overall.inc(1);
@@ -154,9 +165,7 @@ impl SweepObserver for SweepPrinter<'_> {
                     CellEnd::Base => format!("{key:<32} base model (size 0): nothing to sample"),
                     CellEnd::Skipped(why) => format!("{key:<32} skipped ({why})"),
                     CellEnd::Failed(e) => format!("{key:<32} FAILED: {e}"),
-                    CellEnd::Killed(_) => {
-                        format!("{key:<32} stopped (Ctrl-C); a rerun resumes it")
-                    }
+                    CellEnd::Killed(why) => format!("{key:<32} stopped: {why}"),
                 }
             }
             SweepEvent::CellStarted { .. }

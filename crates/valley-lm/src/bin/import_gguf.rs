@@ -55,11 +55,19 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             ""
         }
     );
+    if !imported.extra.is_empty() {
+        println!(
+            "not imported ({} tensors the model does not use): {}",
+            imported.extra.len(),
+            imported.extra.join(", ")
+        );
+    }
     match &imported.tokenizer_note {
         None => println!("tokenizer.json written from the file's vocabulary"),
         Some(note) => println!(
             "no tokenizer.json: {note}; copy the model's own tokenizer.json into {} before \
-             training or evaluating (without one the byte tokenizer is used)",
+             training or evaluating (without one, loading refuses the checkpoint unless its \
+             vocabulary is the byte tokenizer's)",
             imported.dir.display()
         ),
     }

@@ -216,11 +216,30 @@ fn sum_of<T: Real>(row: &[T]) -> T {
 /// Rows per chunk of work (a fixed split keeps reductions deterministic across thread counts).
 pub(crate) const ROWS_PER_CHUNK: usize = 64;
 
+thread_local! {
+    static COMPOSED_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 fn composed_requested() -> bool {
     static COMPOSED: OnceLock<bool> = OnceLock::new();
-    *COMPOSED.get_or_init(|| {
-        std::env::var("VALLEY_LM_COMPOSED_OPS").is_ok_and(|v| !v.is_empty() && v != "0")
-    })
+    COMPOSED_HERE.with(std::cell::Cell::get)
+        || *COMPOSED.get_or_init(|| {
+            std::env::var("VALLEY_LM_COMPOSED_OPS").is_ok_and(|v| !v.is_empty() && v != "0")
+        })
+}
+
+/// Runs `f` with the kernels off on this thread: every op takes the composed path that CUDA and
+/// half precision take, so that path can be checked on the CPU in f64 (finite differences, every
+/// parameter's gradient) and against the kernels on the same weights.
+pub fn composed<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            COMPOSED_HERE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(COMPOSED_HERE.with(|c| c.replace(true)));
+    f()
 }
 
 /// Whether the kernels run for these tensors: all on the CPU, all f32 or all f64.

@@ -30,7 +30,7 @@ pub fn run(
     search: &PluginSearch,
     out: &mut impl Write,
 ) -> anyhow::Result<Outcome> {
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_stop_signals();
     let lib = search.find_plugin("--evaluator", &args.evaluator)?;
     let config = config_from_overrides(&args.overrides)?;
     let out_dir = args

@@ -18,8 +18,9 @@ use valley_tracking::{server, RunStatus};
 use super::{out_err, report, Outcome};
 use crate::{cli::ExperimentArgs, progress::SweepPrinter};
 
-/// Runs `valley experiment` with `args.jobs(cores)` cells at once; Ctrl-C stops the running
-/// cells at their next step (a rerun resumes them).
+/// Runs `valley experiment` with `args.jobs(cores)` cells at once; SIGINT, SIGTERM or SIGUSR1
+/// stops the running cells at their next step, each saving a checkpoint, and gives
+/// [`Outcome::Interrupted`] (a rerun resumes them).
 ///
 /// # Errors
 /// Configuration, data and plugin errors found before any work; cell failures are reported and
@@ -36,7 +37,7 @@ pub fn run(
             writeln!(out, "tracking: {e}")?;
         }
     }
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_stop_signals();
     Ok(experiment(args, args.jobs(cores), search, cancel, out)?)
 }
 
@@ -137,6 +138,13 @@ fn experiment(
     let observer = Observers(&observers);
     let students = match build_students(&prepared, registry, &cancel, sample_only, &observer) {
         Ok(s) => s,
+        Err(e) if cancel.load(std::sync::atomic::Ordering::SeqCst) => {
+            // Stopped while a student trained: its checkpoint is kept and a rerun resumes it.
+            drop(printer);
+            session.close(RunStatus::Killed, out)?;
+            writeln!(out, "stopped: {e}").map_err(out_err)?;
+            return Ok(Outcome::Interrupted);
+        }
         Err(e) => {
             drop(printer);
             session.close(RunStatus::Failed, out)?;
@@ -204,10 +212,14 @@ fn experiment(
     };
     session.close(status, out)?;
     let summary = result?;
-    Ok(if summary.failed.is_empty() && summary.killed.is_empty() {
-        Outcome::Passed
-    } else {
+    let interrupted =
+        cancel.load(std::sync::atomic::Ordering::SeqCst) || !summary.killed.is_empty();
+    Ok(if !summary.failed.is_empty() {
         Outcome::Failed
+    } else if interrupted {
+        Outcome::Interrupted
+    } else {
+        Outcome::Passed
     })
 }
 

@@ -18,6 +18,10 @@ pub enum Outcome {
     Passed,
     /// Something checked failed; the command reported it.
     Failed,
+    /// A signal stopped the run after every running trainer saved a checkpoint, and nothing
+    /// failed: rerunning the command resumes it (exit status
+    /// [`valley_plugin_api::EXIT_INTERRUPTED`]).
+    Interrupted,
 }
 
 /// An error writing the command's output.

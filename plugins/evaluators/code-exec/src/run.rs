@@ -90,10 +90,21 @@ pub fn evaluate(
     }
     let device = config.device.open().map_err(PluginError::invalid_config)?;
     let dtype = config.dtype.dtype();
-    let (model_cfg, vb) = load_for_inference(checkpoint, dtype, &device)
+    let loaded = load_for_inference(checkpoint, dtype, &device)
         .map_err(|e| failed("loading the checkpoint", e))?;
-    let model = Decoder::new(&model_cfg, &vb).map_err(|e| failed("building the model", e))?;
-    let tok = Tokenizer::from_dir(checkpoint).map_err(|e| failed("loading the tokenizer", e))?;
+    if !loaded.extra.is_empty() {
+        eprintln!(
+            "code-exec: {} tensors of {} are not used by the model and were not loaded: {}",
+            loaded.extra.len(),
+            checkpoint.display(),
+            loaded.extra.join(", ")
+        );
+    }
+    let model_cfg = loaded.config;
+    let model =
+        Decoder::new(&model_cfg, &loaded.weights).map_err(|e| failed("building the model", e))?;
+    let tok = Tokenizer::from_dir(checkpoint, model_cfg.vocab_size)
+        .map_err(|e| failed("loading the tokenizer", e))?;
     if tok.vocab_size() > model_cfg.vocab_size {
         return Err(failed(
             "checkpoint",

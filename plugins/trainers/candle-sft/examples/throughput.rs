@@ -70,8 +70,12 @@ fn main() {
     std::fs::write(&subset, lines.join("\n") + "\n").unwrap();
 
     let rec = RecordingHost::default();
-    let s = valley_trainer_candle_sft::train(&cfg, &subset, &dir.join("out"), None, &rec.host())
-        .unwrap();
+    let valley_trainer_candle_sft::Ended::Finished(s) =
+        valley_trainer_candle_sft::train(&cfg, &subset, &dir.join("out"), None, &rec.host())
+            .unwrap()
+    else {
+        panic!("interrupted")
+    };
     let m = rec.metrics.lock().unwrap();
     let series = |name: &str| -> Vec<f64> {
         m.iter()

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use valley_plugin_api::prelude::*;
 
-pub use train::{train, SftConfig, TrainSummary};
+pub use train::{train, Ended, SftConfig, TrainSummary};
 
 /// The trainer plugin.
 pub struct CandleSft(SftConfig);
@@ -20,7 +20,8 @@ pub struct CandleSft(SftConfig);
 impl TrainerPlugin for CandleSft {
     type Config = SftConfig;
     const NAME: &'static str = "candle-sft";
-    const DESCRIPTION: &'static str = "Supervised fine-tuning with candle (CPU), exact resume.";
+    const DESCRIPTION: &'static str =
+        "Supervised fine-tuning with candle (CPU or CUDA, f32 or bf16 mixed precision), exact resume.";
     const RESUMES: bool = true;
 
     fn new(config: SftConfig) -> Result<Self, PluginError> {
@@ -37,18 +38,27 @@ impl TrainerPlugin for CandleSft {
             .as_ref()
             .map(|p| Path::new(p.as_str()).to_path_buf())
             .into_option();
-        let summary = train::train(
+        let ended = train::train(
             &self.0,
             Path::new(job.train_file.as_str()),
             out,
             resume.as_deref(),
             host,
         )?;
-        Ok(TrainOutcome {
-            checkpoint_dir: summary.checkpoint.display().to_string().into(),
-            summary_json: serde_json::to_string(&summary)
-                .map_err(PluginError::failed)?
-                .into(),
+        Ok(match ended {
+            Ended::Finished(summary) => TrainOutcome::finished(
+                summary.checkpoint.display().to_string(),
+                serde_json::to_value(&summary).map_err(PluginError::failed)?,
+            ),
+            Ended::Interrupted {
+                step,
+                checkpoint,
+                resumed_from,
+            } => TrainOutcome::interrupted(
+                checkpoint.display().to_string(),
+                step,
+                serde_json::json!({ "steps": step, "resumed_from": resumed_from }),
+            ),
         })
     }
 }

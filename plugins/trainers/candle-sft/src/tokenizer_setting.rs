@@ -1,7 +1,9 @@
 //! The trainer's `tokenizer` setting and which tokenizer a run uses. The tokenizer travels with
 //! the weights: a resumed run, or one that starts from a checkpoint holding `tokenizer.json`,
-//! uses the checkpoint's own; only a from-scratch model (`model = "small"`) takes the setting:
-//! `byte` (the byte tokenizer), `bpe:N` (a byte-level BPE of N ids trained on the ChatML texts of
+//! uses the checkpoint's own; a checkpoint without one is refused unless its vocabulary is the
+//! byte tokenizer's or the setting asks for `byte` by name (loading never guesses, issue 16). A
+//! from-scratch model (`model = "small"` or a `config.json`) takes the setting: `auto` (the
+//! default: the byte tokenizer for a from-scratch model), `byte` (the byte tokenizer), `bpe:N` (a byte-level BPE of N ids trained on the ChatML texts of
 //! `tokenizer_corpus`, by default the job's training file), `bpe-lines:N` (the same with merges
 //! across spaces inside a line: phrase tokens, about 3× shorter sequences on the generated corpus)
 //! or a path to a `tokenizer.json` or a directory holding one.
@@ -11,7 +13,10 @@ use std::{
     str::FromStr,
 };
 
-use valley_lm::tokenizer::{train_bpe, train_bpe_lines, Tokenizer};
+use valley_lm::{
+    tokenizer::{train_bpe, train_bpe_lines, Tokenizer},
+    ModelConfig,
+};
 use valley_plugin_api::PluginError;
 
 use crate::data::{chat_turns, read_pairs};
@@ -19,6 +24,9 @@ use crate::data::{chat_turns, read_pairs};
 /// What the `tokenizer` setting asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenizerSetting {
+    /// `auto`: a checkpoint's own `tokenizer.json` (required unless its vocabulary is the byte
+    /// tokenizer's), the byte tokenizer for a from-scratch model.
+    Auto,
     /// `byte`: ids 0–255 are bytes, then the specials.
     Byte,
     /// `bpe:N`: train a byte-level BPE of N ids (merges inside words).
@@ -33,8 +41,10 @@ impl FromStr for TokenizerSetting {
     type Err = PluginError;
 
     fn from_str(s: &str) -> Result<Self, PluginError> {
-        if s == "byte" {
-            return Ok(Self::Byte);
+        match s {
+            "auto" => return Ok(Self::Auto),
+            "byte" => return Ok(Self::Byte),
+            _ => {}
         }
         for (prefix, make) in [
             ("bpe:", Self::Bpe as fn(usize) -> Self),
@@ -52,7 +62,7 @@ impl FromStr for TokenizerSetting {
         }
         if s.is_empty() {
             return Err(PluginError::invalid_config(
-                "tokenizer is empty: use byte, bpe:N or a path to a tokenizer.json",
+                "tokenizer is empty: use auto, byte, bpe:N or a path to a tokenizer.json",
             ));
         }
         Ok(Self::File(PathBuf::from(s)))
@@ -112,12 +122,13 @@ pub fn train_on_corpus(
 }
 
 /// The tokenizer of a run: the checkpoint's own when resuming (`resume`) or starting from a
-/// checkpoint directory (`model` other than `small`), else the one `setting` asks for, trained on
-/// `corpus` for `bpe:N`.
+/// checkpoint directory (`model` other than `small` or a `config.json`), else the one `setting`
+/// asks for, trained on `corpus` for `bpe:N`.
 ///
 /// # Errors
-/// [`PluginError::invalid_config`] for a bad setting, `bpe:N` with a pretrained model, or a
-/// missing file; the errors of reading or training a tokenizer.
+/// [`PluginError::invalid_config`] for a bad setting, `bpe:N` with a pretrained model, a missing
+/// file, or a checkpoint without `tokenizer.json` whose vocabulary is not the byte tokenizer's
+/// (naming the file to add); the errors of reading or training a tokenizer.
 pub fn resolve(
     setting: &str,
     corpus: &Path,
@@ -125,12 +136,22 @@ pub fn resolve(
     resume: Option<&Path>,
 ) -> Result<Tokenizer, PluginError> {
     let setting: TokenizerSetting = setting.parse()?;
+    let own = |dir: &Path| -> Result<Tokenizer, PluginError> {
+        if setting == TokenizerSetting::Byte && !dir.join("tokenizer.json").is_file() {
+            // Asked for by name.
+            return Ok(Tokenizer::default());
+        }
+        let vocab = ModelConfig::from_json_file(&dir.join("config.json"))
+            .map_err(PluginError::invalid_input)?
+            .vocab_size;
+        Tokenizer::from_dir(dir, vocab).map_err(PluginError::invalid_input)
+    };
     if let Some(dir) = resume {
-        return Tokenizer::from_dir(dir).map_err(fail);
+        return own(dir);
     }
-    if model == "small" {
+    if model == "small" || Path::new(model).is_file() {
         return match setting {
-            TokenizerSetting::Byte => Ok(Tokenizer::default()),
+            TokenizerSetting::Auto | TokenizerSetting::Byte => Ok(Tokenizer::default()),
             TokenizerSetting::Bpe(n) => train_on_corpus(corpus, n, false),
             TokenizerSetting::BpeLines(n) => train_on_corpus(corpus, n, true),
             TokenizerSetting::File(path) => from_path(&path),
@@ -138,8 +159,8 @@ pub fn resolve(
     }
     let dir = Path::new(model);
     match setting {
-        _ if dir.join("tokenizer.json").is_file() => Tokenizer::from_dir(dir).map_err(fail),
-        TokenizerSetting::Byte => Ok(Tokenizer::default()),
+        _ if dir.join("tokenizer.json").is_file() => own(dir),
+        TokenizerSetting::Auto | TokenizerSetting::Byte => own(dir),
         TokenizerSetting::Bpe(_) | TokenizerSetting::BpeLines(_) => {
             Err(PluginError::invalid_config(format!(
                 "tokenizer bpe:N trains a new vocabulary, which only a from-scratch model \

@@ -1,6 +1,16 @@
 //! The training loop: epochs over the ordered file in its order, micro-batches accumulated to the
 //! global batch, AdamW with warmup then cosine decay, clipping, metrics every step, checkpoints
 //! (weights, optimizer moments, step and data position) that a killed run resumes from exactly.
+//!
+//! Mixed precision as PyTorch AMP does it: the weights the optimizer updates (the masters) and
+//! its moments stay in f32 whatever `dtype` says; with `dtype = "bf16"` each step casts them to
+//! bf16 for the forward and backward passes ([`Decoder::cast`]), and the gradients come back to
+//! the masters in f32. Resumable checkpoints keep the f32 masters; the final checkpoint is
+//! exported in `dtype` for inference.
+//!
+//! Runs survive being killed by default: a resumable checkpoint every `checkpoint_minutes` (10)
+//! and at the end of every epoch, and when the host asks to stop (SIGTERM, SIGINT, SIGUSR1) one at
+//! the next step boundary, after which [`train`] returns [`Ended::Interrupted`].
 
 use std::{
     collections::HashMap,
@@ -9,7 +19,7 @@ use std::{
 };
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use serde::{Deserialize, Serialize};
 use valley_lm::{
     chat_template::ChatTemplate,
@@ -64,17 +74,26 @@ pub struct SftConfig {
     pub grad_clip: f64,
     /// AdamW.
     pub adamw: AdamWParams,
-    /// `f32` or `bf16` (bf16 is meant for CUDA).
+    /// The precision of the forward and backward passes: `f32`, or `bf16` (mixed precision: f32
+    /// master weights and AdamW moments, bf16 compute, f32 gradients; meant for CUDA, runs on the
+    /// CPU too). The final checkpoint is written in this dtype.
     pub dtype: Precision,
     /// `cpu`, `cuda` or `cuda:N` (CUDA needs the `cuda` feature).
     pub device: DeviceSetting,
-    /// Save a resumable checkpoint every this many steps (0: only at the end).
+    /// Save a resumable checkpoint every this many steps (0: off).
     pub checkpoint_every: u64,
+    /// Save a resumable checkpoint when this many minutes have passed since the last one (0:
+    /// off). On by default, so that a killed run loses at most this much work.
+    pub checkpoint_minutes: f64,
+    /// Save a resumable checkpoint at the end of every epoch (the last one included).
+    pub checkpoint_epochs: bool,
     /// Resumable checkpoints kept (the newest).
     pub keep_checkpoints: usize,
-    /// For a from-scratch model: `byte`, `bpe:N` (train a byte-level BPE of N ids) or a path to
-    /// a `tokenizer.json` or a directory holding one. A checkpoint's own tokenizer wins when
-    /// resuming or starting from one.
+    /// `auto` (a checkpoint's own `tokenizer.json`, required unless its vocabulary is the byte
+    /// tokenizer's; the byte tokenizer for a from-scratch model), `byte`, `bpe:N` (train a
+    /// byte-level BPE of N ids, from-scratch models only) or a path to a `tokenizer.json` or a
+    /// directory holding one. A checkpoint's own tokenizer wins when resuming or starting from
+    /// one.
     pub tokenizer: String,
     /// The records (`problem`, `response`) whose ChatML texts train a `bpe:N` tokenizer; by
     /// default the job's training file. Point every arm of an experiment at the same file so
@@ -84,6 +103,10 @@ pub struct SftConfig {
     /// `chatml`. Checkpoints carry the template in `tokenizer_config.json`, so the evaluator
     /// prompts with the one the model was trained with.
     pub chat_template: String,
+    /// Parameters not trained: exact Hugging Face names, or prefixes ending in `.`
+    /// (`model.embed_tokens.`). Every other parameter must receive a gradient every step, or the
+    /// step fails naming it.
+    pub freeze: Vec<String>,
 }
 
 impl Default for SftConfig {
@@ -106,10 +129,13 @@ impl Default for SftConfig {
             dtype: Precision::F32,
             device: DeviceSetting::Cpu,
             checkpoint_every: 0,
+            checkpoint_minutes: 10.0,
+            checkpoint_epochs: true,
             keep_checkpoints: 2,
-            tokenizer: "byte".into(),
+            tokenizer: "auto".into(),
             tokenizer_corpus: None,
             chat_template: "auto".into(),
+            freeze: Vec::new(),
         }
     }
 }
@@ -142,6 +168,24 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
     /// The step this run resumed from, if any.
     pub resumed_from: Option<u64>,
+    /// Tensors of the starting checkpoint the model does not use (not loaded, not trained).
+    pub extra_tensors: Vec<String>,
+}
+
+/// How [`train`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ended {
+    /// Every step ran and the final checkpoint is written.
+    Finished(TrainSummary),
+    /// The host asked to stop; a resumable checkpoint was saved at `step`.
+    Interrupted {
+        /// Optimizer steps done.
+        step: u64,
+        /// The resumable checkpoint saved.
+        checkpoint: PathBuf,
+        /// The step this run resumed from, if any.
+        resumed_from: Option<u64>,
+    },
 }
 
 /// Which resumable checkpoints to delete: all but the newest `keep` (a pure policy).
@@ -171,30 +215,66 @@ pub fn latest_checkpoint(out: &Path) -> Option<PathBuf> {
     dirs.pop()
 }
 
+/// Whether a resumable checkpoint is due after `step`: every `checkpoint_every` steps, at the end
+/// of each epoch, or when `checkpoint_minutes` have passed since the last one (a pure policy).
+pub fn checkpoint_due(cfg: &SftConfig, step: u64, steps_per_epoch: u64, minutes: f64) -> bool {
+    (cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0)
+        || (cfg.checkpoint_epochs && steps_per_epoch > 0 && step % steps_per_epoch == 0)
+        || (cfg.checkpoint_minutes > 0.0 && minutes >= cfg.checkpoint_minutes)
+}
+
 /// Trains on `train_file`, writing checkpoints under `out`; resumes from `resume` (a checkpoint
-/// directory) when given.
+/// directory) when given. When the host asks to stop, saves a resumable checkpoint at the next
+/// step boundary and returns [`Ended::Interrupted`].
 ///
 /// # Errors
-/// [`PluginError`] naming what failed; [`PluginError::Cancelled`] when the host asks to stop
-/// (the last checkpoint is kept).
+/// [`PluginError`] naming what failed (before any training when the model, its checkpoint or
+/// its tokenizer is wrong).
 pub fn train(
     cfg: &SftConfig,
     train_file: &Path,
     out: &Path,
     resume: Option<&Path>,
     host: &Host<'_>,
-) -> Result<TrainSummary, PluginError> {
+) -> Result<Ended, PluginError> {
     let mut run = Run::prepare(cfg, train_file, resume)?;
-    while run.state.step < run.total {
-        host.check_cancelled()?;
+    if !run.extra_tensors.is_empty() {
+        eprintln!(
+            "candle-sft: {} tensors of {} are not used by the model and were not loaded: {}",
+            run.extra_tensors.len(),
+            cfg.model,
+            run.extra_tensors.join(", ")
+        );
+    }
+    let mut last_save = Instant::now();
+    let mut saved_at = run.resumed_from;
+    loop {
+        if host.is_cancelled() {
+            let step = run.state.step;
+            if saved_at != Some(step) {
+                run.save_resumable(out)?;
+                prune(out, cfg.keep_checkpoints)?;
+            }
+            return Ok(Ended::Interrupted {
+                step,
+                checkpoint: ckpt_dir(out, step),
+                resumed_from: run.resumed_from,
+            });
+        }
+        if run.state.step >= run.total {
+            break;
+        }
         run.step(cfg, host)?;
         let step = run.state.step;
-        if cfg.checkpoint_every > 0 && step % cfg.checkpoint_every == 0 && step < run.total {
+        let minutes = last_save.elapsed().as_secs_f64() / 60.0;
+        if checkpoint_due(cfg, step, run.steps_per_epoch, minutes) {
             run.save_resumable(out)?;
             prune(out, cfg.keep_checkpoints)?;
+            last_save = Instant::now();
+            saved_at = Some(step);
         }
     }
-    run.finish(cfg, out, host)
+    run.finish(cfg, out, host).map(Ended::Finished)
 }
 
 /// A training run between its set-up and its final checkpoint: the data, the model, the
@@ -207,8 +287,12 @@ struct Run {
     /// Sequences cut at `max_length`.
     truncated: usize,
     model_cfg: ModelConfig,
+    /// The f32 master weights.
     varmap: VarMap,
+    /// The model over the master weights.
     model: Decoder,
+    /// The dtype of the forward and backward passes.
+    compute: DType,
     opt: AdamW,
     device: Device,
     state: TrainState,
@@ -218,7 +302,11 @@ struct Run {
     total: u64,
     warmup: u64,
     final_loss: f64,
+    extra_tensors: Vec<String>,
 }
+
+/// The dtype of the master weights and the optimizer's moments, whatever the compute dtype.
+const MASTER: DType = DType::F32;
 
 impl Run {
     /// Checks the config, tokenizes the file, and builds the model and optimizer: from `resume`
@@ -234,7 +322,7 @@ impl Run {
                 cfg.global_batch, cfg.micro_batch
             )));
         }
-        let dtype = cfg.dtype.dtype();
+        let compute = cfg.dtype.dtype();
         let device = cfg.device.open().map_err(PluginError::invalid_config)?;
         // The tokenizer travels with the weights: a checkpoint's own, else the configured one.
         let tok = tokenizer_setting::resolve(
@@ -246,7 +334,7 @@ impl Run {
         let template = template_setting::resolve(&cfg.chat_template, &cfg.model, resume)?;
         let pad_id = tok.special("<|endoftext|>").unwrap_or(0);
         let (seqs, truncated) = sequences(cfg, train_file, &tok, &template)?;
-        let (model_cfg, varmap) = model_weights(cfg, resume, &tok, dtype, &device)?;
+        let (model_cfg, varmap, extra_tensors) = model_weights(cfg, resume, &tok, &device)?;
         if model_cfg.vocab_size < tok.vocab_size() {
             return Err(PluginError::invalid_config(format!(
                 "the model's vocabulary ({}) is smaller than its tokenizer's ({})",
@@ -254,18 +342,11 @@ impl Run {
                 tok.vocab_size()
             )));
         }
-        let model = Decoder::new(
-            &model_cfg,
-            &VarBuilder::from_varmap(&varmap, dtype, &device),
-        )
-        .map_err(fail)?;
-        let vars: Vec<(String, candle_core::Var)> = varmap
-            .data()
-            .lock()
-            .map_err(|_| fail("poisoned VarMap"))?
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        // A VarBuilder that errors on a name the map lacks (candle-nn's from_varmap would create
+        // it as zeros).
+        let vb = checkpoint::strict_builder(&varmap, MASTER, &device).map_err(fail)?;
+        let model = Decoder::new(&model_cfg, &vb).map_err(fail)?;
+        let vars = trained_vars(&varmap, &cfg.freeze)?;
         let mut opt = AdamW::new(vars, cfg.adamw).map_err(fail)?;
         let mut state = TrainState {
             step: 0,
@@ -293,6 +374,7 @@ impl Run {
             model_cfg,
             varmap,
             model,
+            compute,
             opt,
             device,
             resumed_from: resume.map(|_| state.step),
@@ -301,6 +383,7 @@ impl Run {
             total,
             warmup: (cfg.warmup_ratio * total as f64).round() as u64,
             final_loss: f64::NAN,
+            extra_tensors,
         })
     }
 
@@ -322,12 +405,13 @@ impl Run {
             })
             .collect();
         let step_tokens: f64 = micro.iter().map(Batch::weighted_tokens).sum();
+        // The masters cast to the compute dtype, once per step (the same model in f32).
+        let model = self.model.cast(self.compute).map_err(fail)?;
         let mut acc = None;
         let mut loss_sum = 0.0;
         for b in &micro {
             let t = |v: &[u32]| Tensor::from_vec(v.to_vec(), (b.rows, b.len), &self.device);
-            let logits = self
-                .model
+            let logits = model
                 .forward(&t(&b.inputs).map_err(fail)?, None)
                 .map_err(fail)?;
             let weights =
@@ -387,8 +471,8 @@ impl Run {
         Ok(())
     }
 
-    /// Saves a checkpoint this run can resume from exactly (weights, optimizer moments, step and
-    /// data position).
+    /// Saves a checkpoint this run can resume from exactly (f32 master weights, optimizer
+    /// moments, step and data position).
     fn save_resumable(&self, out: &Path) -> Result<(), PluginError> {
         save_resumable(
             out,
@@ -409,14 +493,17 @@ impl Run {
         out: &Path,
         host: &Host<'_>,
     ) -> Result<TrainSummary, PluginError> {
-        let accuracy = token_accuracy(&self.model, &self.seqs, cfg, self.pad_id, &self.device)?;
+        let model = self.model.cast(self.compute).map_err(fail)?;
+        let accuracy = token_accuracy(&model, &self.seqs, cfg, self.pad_id, &self.device)?;
         host.log(
             MetricPoint::new("train/token_accuracy", accuracy, self.state.step)
                 .unit("fraction")
                 .higher_is_better(),
         );
         let final_dir = out.join("final");
-        checkpoint::save(&final_dir, &self.model_cfg, &self.varmap).map_err(fail)?;
+        // Exported in the compute dtype, as the model ran (bf16 halves the size).
+        checkpoint::save_as(&final_dir, &self.model_cfg, &self.varmap, self.compute)
+            .map_err(fail)?;
         self.tok.save(&final_dir).map_err(fail)?;
         self.template.save(&final_dir).map_err(fail)?;
         Ok(TrainSummary {
@@ -428,6 +515,7 @@ impl Run {
             train_token_accuracy: accuracy,
             checkpoint: final_dir,
             resumed_from: self.resumed_from,
+            extra_tensors: self.extra_tensors,
         })
     }
 }
@@ -486,29 +574,59 @@ fn sequences(
     Ok((seqs, truncated))
 }
 
-/// The model's shape and weights: a resumable checkpoint's, the small from-scratch student's, a
-/// from-scratch model of a `config.json`'s shape, or a checkpoint directory's.
+/// The model's shape and f32 master weights, and the tensors of its checkpoint it does not use: a
+/// resumable checkpoint's, the small from-scratch student's, a from-scratch model of a
+/// `config.json`'s shape, or a checkpoint directory's (through the one loader, which refuses a
+/// missing or misshapen weight).
 fn model_weights(
     cfg: &SftConfig,
     resume: Option<&Path>,
     tok: &Tokenizer,
-    dtype: DType,
     device: &Device,
-) -> Result<(ModelConfig, VarMap), PluginError> {
+) -> Result<(ModelConfig, VarMap, Vec<String>), PluginError> {
+    let load = |dir: &Path| -> Result<(ModelConfig, VarMap, Vec<String>), PluginError> {
+        let loaded =
+            checkpoint::load_varmap(dir, MASTER, device).map_err(PluginError::invalid_input)?;
+        Ok((loaded.config, loaded.weights, loaded.extra))
+    };
     Ok(match (resume, cfg.model.as_str()) {
-        (Some(dir), _) => checkpoint::load_varmap(dir, dtype, device).map_err(fail)?,
+        (Some(dir), _) => load(dir)?,
         (None, "small") => {
             let m = ModelConfig::small(tok.vocab_size());
-            let vm = init_varmap(&m, cfg.init_seed, dtype, device).map_err(fail)?;
-            (m, vm)
+            let vm = init_varmap(&m, cfg.init_seed, MASTER, device).map_err(fail)?;
+            (m, vm, Vec::new())
         }
         (None, file) if Path::new(file).is_file() => {
             let m = ModelConfig::from_json_file(Path::new(file)).map_err(fail)?;
-            let vm = init_varmap(&m, cfg.init_seed, dtype, device).map_err(fail)?;
-            (m, vm)
+            let vm = init_varmap(&m, cfg.init_seed, MASTER, device).map_err(fail)?;
+            (m, vm, Vec::new())
         }
-        (None, dir) => checkpoint::load_varmap(Path::new(dir), dtype, device).map_err(fail)?,
+        (None, dir) => load(Path::new(dir))?,
     })
+}
+
+/// The variables the optimizer trains: all but those `freeze` names (exact names, or prefixes
+/// ending in `.`).
+///
+/// # Errors
+/// A `freeze` entry that names no parameter.
+fn trained_vars(
+    varmap: &VarMap,
+    freeze: &[String],
+) -> Result<Vec<(String, candle_core::Var)>, PluginError> {
+    let data = varmap.data().lock().map_err(|_| fail("poisoned VarMap"))?;
+    let frozen = |name: &str, f: &str| name == f || (f.ends_with('.') && name.starts_with(f));
+    if let Some(f) = freeze.iter().find(|f| !data.keys().any(|n| frozen(n, f))) {
+        return Err(PluginError::invalid_config(format!(
+            "freeze: `{f}` names no parameter of the model (exact names like \
+             `model.norm.weight`, or prefixes ending in `.` like `model.embed_tokens.`)"
+        )));
+    }
+    Ok(data
+        .iter()
+        .filter(|(name, _)| !freeze.iter().any(|f| frozen(name, f)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
 }
 
 fn save_resumable(

@@ -9,8 +9,23 @@ use std::{
 };
 
 use candle_core::{Device, Tensor};
-use valley_plugin_api::host::RecordingHost;
-use valley_trainer_candle_sft::{train, SftConfig};
+use valley_plugin_api::{host::RecordingHost, Host, PluginError};
+use valley_trainer_candle_sft::{Ended, SftConfig, TrainSummary};
+
+/// [`valley_trainer_candle_sft::train`] for runs that are not interrupted: the summary of the
+/// finished run.
+fn train(
+    cfg: &SftConfig,
+    data: &Path,
+    out: &Path,
+    resume: Option<&Path>,
+    host: &Host<'_>,
+) -> Result<TrainSummary, PluginError> {
+    match valley_trainer_candle_sft::train(cfg, data, out, resume, host)? {
+        Ended::Finished(summary) => Ok(summary),
+        other => panic!("the run did not finish: {other:?}"),
+    }
+}
 
 /// The first `n` records of the repository's small training fixture.
 fn fixture(dir: &Path, n: usize) -> PathBuf {
@@ -253,7 +268,8 @@ fn a_bpe_run_saves_its_tokenizer_and_resumes_to_bitwise_equal_weights() {
     let saved = full.checkpoint.join("tokenizer.json");
     let expected =
         valley_trainer_candle_sft::tokenizer_setting::train_on_corpus(&corpus, 400, false).unwrap();
-    let loaded = valley_lm::tokenizer::Tokenizer::from_dir(&full.checkpoint).unwrap();
+    let loaded =
+        valley_lm::tokenizer::Tokenizer::from_dir(&full.checkpoint, expected.vocab_size()).unwrap();
     assert_eq!(loaded.vocab_size(), expected.vocab_size());
     assert_eq!(
         loaded.encode("<|im_start|>user\nRead n<|im_end|>"),

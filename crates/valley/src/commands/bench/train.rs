@@ -370,7 +370,7 @@ fn run_reference(
 /// # Errors
 /// Bad sizes, the plugin missing or failing, the reference failing (its last stderr line).
 pub fn run(args: &BenchTrainArgs, search: &PluginSearch, out: &mut impl Write) -> Result<Outcome> {
-    let cancel = crate::interrupt::on_ctrl_c();
+    let cancel = crate::interrupt::on_stop_signals();
     if args.batch == 0 || args.steps == 0 {
         return Err(cfg_err("--batch and --steps must be positive".into()));
     }
