@@ -80,14 +80,14 @@ fn ctrl_c_stops_a_cell_keeping_its_checkpoints_and_a_rerun_resumes_it() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(i32::from(valley_plugin_api::EXIT_INTERRUPTED)),
         "{}\n{}",
         show(&out),
         seen.join("\n")
     );
     let text = stdout(&out);
     assert!(
-        text.contains("random-n20-s1") && text.contains("stopped (Ctrl-C)"),
+        text.contains("random-n20-s1") && text.contains("stopped: interrupted at step"),
         "{}",
         show(&out)
     );
@@ -118,6 +118,11 @@ fn ctrl_c_stops_a_cell_keeping_its_checkpoints_and_a_rerun_resumes_it() {
 
     let again = valley(args, dir.path(), &[]);
     assert_code(&again, 0);
+    assert!(
+        stdout(&again).contains("random-n20-s1                    resumes training at step"),
+        "{}",
+        show(&again)
+    );
     let result = json(&cell.join("result.json"));
     assert_eq!(result["status"], "finished");
     assert_eq!(
