@@ -39,7 +39,7 @@ use crate::{
 };
 
 /// The trainer's configuration. The paper's settings: `lr = 8e-5`, `warmup_ratio = 0.1`,
-/// `global_batch = 128`, `max_length = 32768`, `epochs = 5`, `checkpoint_every = 0` (final only).
+/// `global_batch = 128`, `max_length = 32768`, `epochs = 5`, `dtype = "bf16"` (mixed precision).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SftConfig {

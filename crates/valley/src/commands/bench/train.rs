@@ -271,6 +271,11 @@ fn run_ours(
         .with_progress(Box::new(|_| {}));
     let outcome = trainer.train(&job, &services)?;
     drop(services);
+    if let valley_plugin_api::TrainEnd::Interrupted { step } = outcome.end() {
+        return Err(cfg_err(format!(
+            "interrupted at step {step}: nothing measured"
+        )));
+    }
     let marks = marks.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut measured = throughput(&marks, args.warmup).ok_or_else(|| {
         cfg_err(format!(
