@@ -136,6 +136,10 @@ fn a_shipped_experiment_cell_resumes_after_sigterm_and_after_sigkill() {
         show(&out)
     );
     assert!(!cell.join("result.json").exists());
+    let recorded: Value =
+        serde_json::from_str(&std::fs::read_to_string(cell.join("interrupted.json")).unwrap())
+            .unwrap();
+    assert_eq!(recorded["step"], stopped_at, "{recorded}");
 
     // 2. The rerun resumes at that step; SIGKILL it once it has saved a later checkpoint.
     let (mut child, _) = start_and_wait(cwd.path(), &runs, stopped_at + 2);
@@ -183,6 +187,10 @@ fn a_shipped_experiment_cell_resumes_after_sigterm_and_after_sigkill() {
     let result: Value =
         serde_json::from_str(&std::fs::read_to_string(cell.join("result.json")).unwrap()).unwrap();
     assert_eq!(result["status"], "finished");
+    assert!(
+        !cell.join("interrupted.json").exists(),
+        "a finished cell is not interrupted"
+    );
     assert_eq!(
         result["training_steps"], summary["steps"],
         "every step of the cell, counted across the three runs"

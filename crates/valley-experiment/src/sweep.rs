@@ -10,7 +10,8 @@
 //!
 //! Each cell's directory `runs/<experiment>/<cell>/` holds `config.json` (written first),
 //! `train.jsonl` and `stages.json` (sampling), `train/` (the trainer's output), `eval/` (the
-//! evaluator's) and `result.json` (the cell's record as reports read it), or `error.txt`.
+//! evaluator's) and `result.json` (the cell's record as reports read it), or `error.txt`, or
+//! `interrupted.json` (the step and checkpoint a signal stopped its training at; a rerun resumes).
 
 use std::{
     collections::BTreeMap,
@@ -212,7 +213,13 @@ impl Sweep<'_> {
             }
         }
         write_json(&config_file, &config)?;
-        for stale in ["error.txt", "train.jsonl", "stages.json", "result.json"] {
+        for stale in [
+            "error.txt",
+            "interrupted.json",
+            "train.jsonl",
+            "stages.json",
+            "result.json",
+        ] {
             let p = dir.join(stale);
             if p.exists() {
                 std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
@@ -242,7 +249,16 @@ impl Sweep<'_> {
                 }
                 Ok(CellEnd::Finished(what))
             }
-            Err(e @ Error::TrainingInterrupted { .. }) => Ok(CellEnd::Killed(e.to_string())),
+            Err(e @ Error::TrainingInterrupted { .. }) => {
+                // Recorded on the cell: where it stopped and what a rerun resumes from.
+                if let Error::TrainingInterrupted { step, checkpoint } = &e {
+                    write_json(
+                        &dir.join("interrupted.json"),
+                        &serde_json::json!({ "step": step, "checkpoint": checkpoint }),
+                    )?;
+                }
+                Ok(CellEnd::Killed(e.to_string()))
+            }
             Err(e) if self.cancel.load(Ordering::SeqCst) => Ok(CellEnd::Killed(e.to_string())),
             Err(e) => {
                 let message = e.to_string();
