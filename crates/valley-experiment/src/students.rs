@@ -142,6 +142,16 @@ pub fn latest_resumable(out: &Path) -> Option<PathBuf> {
     dirs.pop()
 }
 
+/// The step a resumable checkpoint holds: its `state.json`'s `step` when it has one (the
+/// resume contract of [`TrainJob`] asks only for the file).
+pub fn resumable_step(checkpoint: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(checkpoint.join("state.json")).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()?
+        .get("step")?
+        .as_u64()
+}
+
 /// Builds the student `name` (and the students it starts from) unless cached, telling `observer`
 /// where each stands and how its training goes.
 ///

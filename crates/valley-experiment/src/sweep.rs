@@ -33,7 +33,7 @@ use crate::{
     experiment::PluginSpec,
     fingerprint::config_hash,
     sampling::{cell_config, exp_record, write_cell, Plan, PlannedCell, PluginRegistry, Prepared},
-    students::{self, latest_resumable, substitute, Student},
+    students::{self, latest_resumable, resumable_step, substitute, Student},
 };
 
 /// What the sweep did.
@@ -74,16 +74,6 @@ pub struct Sweep<'a> {
     /// One lock per base-model evaluation cache, so that parallel size-0 cells of one student
     /// evaluate it once and the others read the cache.
     pub base_evals: BaseEvalLocks,
-}
-
-/// The step a resumable checkpoint holds: its `state.json`'s `step` when it has one (the
-/// resume contract of [`TrainJob`] asks only for the file).
-pub fn resumable_step(checkpoint: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(checkpoint.join("state.json")).ok()?;
-    serde_json::from_str::<serde_json::Value>(&text)
-        .ok()?
-        .get("step")?
-        .as_u64()
 }
 
 /// Locks of the base-model evaluation caches by directory ([`Sweep::base_evals`]).

@@ -3,14 +3,16 @@
 //! weights as an uninterrupted run.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
-use candle_core::{Device, Tensor};
 use valley_plugin_api::{host::RecordingHost, Host, PluginError};
-use valley_trainer_candle_sft::{Ended, SftConfig, TrainSummary};
+use valley_trainer_candle_sft::{SftConfig, TrainSummary};
+
+mod common;
+use common::{assert_same_weights, finished, fixture, losses};
 
 /// [`valley_trainer_candle_sft::train`] for runs that are not interrupted: the summary of the
 /// finished run.
@@ -21,21 +23,7 @@ fn train(
     resume: Option<&Path>,
     host: &Host<'_>,
 ) -> Result<TrainSummary, PluginError> {
-    match valley_trainer_candle_sft::train(cfg, data, out, resume, host)? {
-        Ended::Finished(summary) => Ok(summary),
-        other => panic!("the run did not finish: {other:?}"),
-    }
-}
-
-/// The first `n` records of the repository's small training fixture.
-fn fixture(dir: &Path, n: usize) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../experiments/fixtures/tiny-train.jsonl");
-    let text = std::fs::read_to_string(&src).unwrap();
-    let lines: Vec<&str> = text.lines().take(n).collect();
-    let path = dir.join("train.jsonl");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
+    valley_trainer_candle_sft::train(cfg, data, out, resume, host).map(finished)
 }
 
 fn small(epochs: u64, lr: f64) -> SftConfig {
@@ -48,16 +36,6 @@ fn small(epochs: u64, lr: f64) -> SftConfig {
         warmup_ratio: 0.1,
         ..SftConfig::default()
     }
-}
-
-fn losses(rec: &RecordingHost) -> Vec<f64> {
-    rec.metrics
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.name.as_str() == "train/loss")
-        .map(|m| m.value)
-        .collect()
 }
 
 #[test]
@@ -116,30 +94,6 @@ fn loss_falls_and_token_accuracy_rises() {
         after.checkpoint.join("model.safetensors").is_file()
             && after.checkpoint.join("config.json").is_file()
     );
-}
-
-fn weights(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut tensors: Vec<(String, Tensor)> =
-        candle_core::safetensors::load(dir.join("model.safetensors"), &Device::Cpu)
-            .unwrap()
-            .into_iter()
-            .collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    tensors
-        .into_iter()
-        .map(|(n, t)| {
-            (
-                n,
-                t.flatten_all()
-                    .unwrap()
-                    .to_vec1::<f32>()
-                    .unwrap()
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            )
-        })
-        .collect()
 }
 
 fn resumable() -> SftConfig {
@@ -225,12 +179,7 @@ fn a_killed_run_resumes_to_bitwise_equal_weights() {
         resumed.resumed_from
     );
     assert_eq!(resumed.steps, 30);
-    let (a, b) = (weights(&full.checkpoint), weights(&resumed.checkpoint));
-    assert_eq!(a.len(), b.len());
-    for ((na, wa), (nb, wb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(wa == wb, "{na} differs after resume");
-    }
+    assert_same_weights(&full.checkpoint, &resumed.checkpoint, "after resume");
     let kept = std::fs::read_dir(out.join("checkpoints")).unwrap().count();
     assert!(kept <= 2, "retention keeps 2 checkpoints, found {kept}");
 }
@@ -302,12 +251,7 @@ fn a_bpe_run_saves_its_tokenizer_and_resumes_to_bitwise_equal_weights() {
     )
     .unwrap();
     assert_eq!(resumed.resumed_from, Some(3));
-    let (a, b) = (weights(&full.checkpoint), weights(&resumed.checkpoint));
-    assert_eq!(a.len(), b.len());
-    for ((na, wa), (nb, wb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(wa == wb, "{na} differs after resume");
-    }
+    assert_same_weights(&full.checkpoint, &resumed.checkpoint, "after resume");
     assert_eq!(
         std::fs::read(&saved).unwrap(),
         std::fs::read(resumed.checkpoint.join("tokenizer.json")).unwrap()

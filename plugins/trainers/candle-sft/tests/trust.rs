@@ -9,25 +9,17 @@ use std::{
     sync::atomic::Ordering,
 };
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{DType, Device};
 use valley_lm::{checkpoint, device::Precision, init::init_varmap, ModelConfig};
 use valley_plugin_api::{host::RecordingHost, PluginError};
 use valley_trainer_candle_sft::{
     train,
     train::{checkpoint_due, latest_checkpoint},
-    Ended, SftConfig, TrainSummary,
+    Ended, SftConfig,
 };
 
-/// The first `n` records of the repository's small training fixture.
-fn fixture(dir: &Path, n: usize) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../experiments/fixtures/tiny-train.jsonl");
-    let text = std::fs::read_to_string(&src).unwrap();
-    let lines: Vec<&str> = text.lines().take(n).collect();
-    let path = dir.join("train.jsonl");
-    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-    path
-}
+mod common;
+use common::{assert_same_weights, finished, fixture, losses, tensor_bytes};
 
 /// A from-scratch model small enough for bf16 on the CPU in a debug build: 2 layers of 64.
 fn tiny_model(dir: &Path, vocab: usize) -> ModelConfig {
@@ -58,46 +50,6 @@ fn config(model: &Path, dtype: Precision) -> SftConfig {
         dtype,
         ..SftConfig::default()
     }
-}
-
-fn finished(ended: Ended) -> TrainSummary {
-    match ended {
-        Ended::Finished(summary) => summary,
-        other => panic!("the run did not finish: {other:?}"),
-    }
-}
-
-fn losses(rec: &RecordingHost) -> Vec<f64> {
-    rec.metrics
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.name.as_str() == "train/loss")
-        .map(|m| m.value)
-        .collect()
-}
-
-/// Every tensor of a safetensors file, by name, as raw bytes (bitwise comparisons).
-fn tensor_bytes(file: &Path) -> Vec<(String, DType, Vec<u8>)> {
-    let mut tensors: Vec<(String, Tensor)> = candle_core::safetensors::load(file, &Device::Cpu)
-        .unwrap()
-        .into_iter()
-        .collect();
-    tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    tensors
-        .into_iter()
-        .map(|(n, t)| {
-            let dtype = t.dtype();
-            let f = t.flatten_all().unwrap().to_dtype(DType::F32).unwrap();
-            let bytes = f
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .flat_map(|x| x.to_le_bytes())
-                .collect();
-            (n, dtype, bytes)
-        })
-        .collect()
 }
 
 #[test]
@@ -208,15 +160,11 @@ fn interrupted_run_resumes_bitwise(dtype: Precision) {
     );
     assert_eq!(resumed.resumed_from, Some(5));
     assert_eq!(resumed.steps, 18);
-    let (a, b) = (
-        tensor_bytes(&full.checkpoint.join("model.safetensors")),
-        tensor_bytes(&resumed.checkpoint.join("model.safetensors")),
+    assert_same_weights(
+        &full.checkpoint,
+        &resumed.checkpoint,
+        &format!("{dtype:?} after resume"),
     );
-    assert_eq!(a.len(), b.len());
-    for ((na, da, wa), (nb, db, wb)) in a.iter().zip(&b) {
-        assert_eq!((na, da), (nb, db));
-        assert!(wa == wb, "{dtype:?}: {na} differs after resume");
-    }
 }
 
 #[test]
