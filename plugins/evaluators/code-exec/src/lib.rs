@@ -56,6 +56,12 @@ pub struct CodeExecConfig {
     pub device: valley_lm::device::DeviceSetting,
     /// Weights and activations: `f32`, or `bf16` (meant for CUDA).
     pub dtype: valley_lm::device::Precision,
+    /// Judge rules: `livecodebench@28fef95` (LiveCodeBench's harness at that commit, quirks
+    /// included: what the paper's numbers are) or `strict` (valley's own semantics).
+    pub rules: valley_judge::Rules,
+    /// Also judge every sample under the other rule set: `rules/<RULES>/pass@1` for both and
+    /// `rules/samples_differ` are logged, and each sample row carries the other verdict.
+    pub compare_rules: bool,
 }
 
 impl Default for CodeExecConfig {
@@ -76,6 +82,8 @@ impl Default for CodeExecConfig {
             python: "/usr/bin/python3".into(),
             device: Default::default(),
             dtype: Default::default(),
+            rules: Default::default(),
+            compare_rules: true,
         }
     }
 }

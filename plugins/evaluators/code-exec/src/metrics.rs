@@ -121,6 +121,47 @@ pub fn compute(samples: &[SampleFacts], ks: &[usize]) -> Vec<MetricValue> {
     out
 }
 
+/// pass@1 under each judge rule set, over samples judged under both: `rules/<RULES>/pass@1`
+/// for the evaluator's rules and the other one, and `rules/samples_differ`, the samples solved
+/// under one and not the other. `samples` holds (problem, solved under `rules`, solved under
+/// `other`).
+pub fn rules_metrics(
+    rules: &str,
+    other: &str,
+    samples: &[(usize, bool, bool)],
+) -> Vec<MetricValue> {
+    if samples.is_empty() {
+        return Vec::new();
+    }
+    let mut per: BTreeMap<usize, (usize, usize, usize)> = BTreeMap::new();
+    for &(p, a, b) in samples {
+        let e = per.entry(p).or_default();
+        e.0 += 1;
+        e.1 += usize::from(a);
+        e.2 += usize::from(b);
+    }
+    let first: Vec<(usize, usize)> = per.values().map(|t| (t.0, t.1)).collect();
+    let second: Vec<(usize, usize)> = per.values().map(|t| (t.0, t.2)).collect();
+    let mut out = Vec::new();
+    for (name, counts) in [(rules, first), (other, second)] {
+        if let Some(v) = mean_pass(&counts, 1) {
+            out.push(metric(
+                format!("rules/{name}/pass@1"),
+                v,
+                "fraction",
+                Direction::HigherIsBetter,
+            ));
+        }
+    }
+    out.push(metric(
+        "rules/samples_differ".into(),
+        samples.iter().filter(|s| s.1 != s.2).count() as f64,
+        "count",
+        Direction::Neutral,
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +199,17 @@ mod tests {
         assert_eq!(get("code_block_rate"), Some(1.0));
         assert_eq!(get("mean_response_tokens"), Some(15.0));
         let p = m.iter().find(|x| x.name.as_str() == "pass@1").unwrap();
+        // Problem 0: 1 of 2 under `a`, 2 of 2 under `b`; problem 1: 0 and 0.
+        let r = rules_metrics(
+            "a",
+            "b",
+            &[(0, true, true), (0, false, true), (1, false, false)],
+        );
+        let get = |name: &str| r.iter().find(|x| x.name.as_str() == name).map(|x| x.value);
+        assert_eq!(get("rules/a/pass@1"), Some(0.25));
+        assert_eq!(get("rules/b/pass@1"), Some(0.5));
+        assert_eq!(get("rules/samples_differ"), Some(1.0));
+        assert!(rules_metrics("a", "b", &[]).is_empty());
         assert_eq!(p.direction, Direction::HigherIsBetter);
         assert_eq!(p.unit.as_str(), "fraction");
     }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use serde::Serialize;
-use valley_judge::{parse_problems, JudgeConfig, Judged, Problem};
+use valley_judge::{batch::OtherRules, parse_problems, JudgeConfig, Judged, Problem};
 use valley_lm::{
     chat_template::ChatTemplate,
     checkpoint::load_for_inference,
@@ -20,7 +20,7 @@ use valley_lm::{
 use valley_plugin_api::prelude::*;
 
 use crate::{
-    metrics::{compute, SampleFacts},
+    metrics::{compute, rules_metrics, SampleFacts},
     prompt::prompt_with,
     score::{has_code_block, score, HostRunner},
     CodeExecConfig,
@@ -50,6 +50,9 @@ pub struct GenerationRow {
     /// The verdict, tests passed and total, the failing test and why.
     #[serde(flatten)]
     pub judged: Judged,
+    /// The verdict under the other rule set (`compare_rules`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other: Option<OtherRules>,
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> PluginError {
@@ -135,6 +138,8 @@ pub fn evaluate(
         python: config.python.clone(),
         test_timeout: Duration::from_secs_f64(config.test_timeout_s),
         overall_timeout: config.overall_timeout_s.map(Duration::from_secs_f64),
+        rules: config.rules,
+        compare_rules: config.compare_rules,
         ..JudgeConfig::default()
     };
     let prompts: Vec<String> = problems
@@ -153,6 +158,8 @@ pub fn evaluate(
     let (mut gen_tokens, mut gen_time) = (0usize, Duration::ZERO);
     // The isolation the samples were judged under (each row records its own).
     let mut isolations: Vec<String> = Vec::new();
+    // (problem, solved under `rules`, solved under the other rule set) per compared sample.
+    let mut compared: Vec<(usize, bool, bool)> = Vec::new();
     host.progress(0, total as u64, "generating");
     for batch in plan_batches(&lengths, config.batch_size) {
         host.check_cancelled()?;
@@ -174,16 +181,20 @@ pub fn evaluate(
             .map(|(&s, r)| (&problems[s / n], r.as_str()))
             .collect();
         let verdicts = score(&runner, &judge_config, &samples, config.workers)?;
-        for judged in &verdicts {
+        for (judged, _) in &verdicts {
             if !isolations.contains(&judged.isolation) {
                 isolations.push(judged.isolation.clone());
             }
         }
-        for (((&s, g), response), judged) in
+        for (((&s, g), response), (judged, other)) in
             batch.iter().zip(&generations).zip(responses).zip(verdicts)
         {
             let problem = &problems[s / n];
             let passed = judged.verdict == valley_judge::Verdict::Pass;
+            let other = other.as_ref().map(OtherRules::of);
+            if let Some(o) = &other {
+                compared.push((s / n, passed, o.passed));
+            }
             facts.push(SampleFacts {
                 problem: s / n,
                 difficulty: problem.difficulty().to_string(),
@@ -204,6 +215,7 @@ pub fn evaluate(
                 response_tokens: g.tokens.len(),
                 passed,
                 judged,
+                other,
             });
         }
         let done = rows.len() as u64;
@@ -246,6 +258,11 @@ pub fn evaluate(
     };
     write().map_err(|e| failed(&path.display().to_string(), e))?;
     let mut metrics = compute(&facts, &config.k);
+    metrics.extend(rules_metrics(
+        config.rules.name(),
+        config.rules.other().name(),
+        &compared,
+    ));
     metrics.push(MetricValue {
         name: "generation_tokens_per_s".into(),
         value: gen_tokens as f64 / gen_time.as_secs_f64().max(1e-9),

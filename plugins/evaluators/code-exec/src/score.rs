@@ -8,7 +8,7 @@ use std::sync::{
     Mutex,
 };
 
-use valley_judge::{extract_code, judge, JudgeConfig, Judged, Problem, Runner};
+use valley_judge::{extract_code, judge_compared, JudgeConfig, Judged, Problem, Runner};
 use valley_plugin_api::{Host, PluginError, SandboxRequest, SandboxResult};
 
 /// [`Runner`] over the host's sandbox service.
@@ -28,7 +28,8 @@ pub fn has_code_block(response: &str) -> bool {
     response.lines().filter(|l| l.contains("```")).count() >= 2
 }
 
-/// Judges `(problem, response)` pairs on `workers` threads; verdicts come back in input order.
+/// Judges `(problem, response)` pairs on `workers` threads; verdicts come back in input order,
+/// each with the verdict under the other rule set when `config.compare_rules` is set.
 ///
 /// # Errors
 /// The first error of the runner (the machinery failed, not a program); the remaining work is
@@ -38,13 +39,13 @@ pub fn score<R>(
     config: &JudgeConfig,
     samples: &[(&Problem, &str)],
     workers: usize,
-) -> Result<Vec<Judged>, R::Error>
+) -> Result<Vec<(Judged, Option<Judged>)>, R::Error>
 where
     R: Runner + Sync,
     R::Error: Send,
 {
     let next = AtomicUsize::new(0);
-    type Slot<E> = Option<Result<Judged, E>>;
+    type Slot<E> = Option<Result<(Judged, Option<Judged>), E>>;
     let results: Mutex<Vec<Slot<R::Error>>> =
         Mutex::new((0..samples.len()).map(|_| None).collect());
     std::thread::scope(|s| {
@@ -54,7 +55,7 @@ where
                 let Some(&(problem, response)) = samples.get(j) else {
                     break;
                 };
-                let r = judge(runner, config, problem, extract_code(response));
+                let r = judge_compared(runner, config, problem, extract_code(response));
                 let failed = r.is_err();
                 results.lock().unwrap_or_else(|e| e.into_inner())[j] = Some(r);
                 if failed {
