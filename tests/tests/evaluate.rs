@@ -108,6 +108,15 @@ fn valley_eval_scores_a_checkpoint_with_the_code_exec_plugin() {
         "mean_response_tokens = {mean}"
     );
     assert_eq!(get("samples"), 6.0);
+    // Judged under both rule sets: pass@1 under each (the evaluator's rules, by default
+    // LiveCodeBench's, is the primary), and the samples they disagree on.
+    assert_eq!(
+        get("rules/livecodebench@28fef95/pass@1"),
+        get("pass@1"),
+        "the default rules are the primary metric's"
+    );
+    assert!((0.0..=1.0).contains(&get("rules/strict/pass@1")));
+    assert!((0.0..=6.0).contains(&get("rules/samples_differ")));
     // One row per sample, problem by problem; every row judged.
     let rows: Vec<Value> = read_lines(&eval_out.join("generations.jsonl"))
         .iter()

@@ -25,10 +25,14 @@
 //!   `BaseException` that escapes, `os._exit` or the overall deadline leave no result, which they
 //!   count as every test failed (-1).
 //!
-//! The program never holds an expected output: after each test it sends a frame (the captured
-//! text, or the return value as plain data) and the judge compares, with LiveCodeBench's
-//! rules. A frame the program forges is only a claimed output, which the judge checks like any
-//! other. The sample's result stands only when the driver's closing frame arrives.
+//! Two processes in the one sandbox run. The driver forks the *solution's process* (their
+//! worker), which does all of the above; the driver itself never runs a line of the program and
+//! alone writes the run's stdout. For each test it sends the test's index with a fresh nonce and
+//! accepts exactly one answer carrying that nonce (the captured text, or the return value as
+//! plain data, see the `plain_py` module), so the program can only report on a test it has been
+//! given; answers it forges for later tests, or a closing frame it writes, count for nothing.
+//! The judge compares with LiveCodeBench's rules; expected outputs never enter the sandbox. The
+//! sample's result stands only with the driver's closing frame.
 
 /// The driver; `PRELUDE`, `TIMEOUT`, `CAP` and `PLAIN_DATA` are replaced.
 pub const DRIVER: &str = r#"import os, sys, io, json, ast, types, signal, builtins, faulthandler

@@ -116,6 +116,44 @@ mod tests {
         assert!(report.markdown.contains("## Failed cells\n\nNone."));
     }
 
+    /// Cells judged under both rule sets get a section with pass@1 under each and the samples
+    /// they disagree on, summed over the seeds.
+    #[test]
+    fn pass_at_1_under_both_rule_sets_is_reported_with_the_samples_that_differ() {
+        let frac = |v| Metric::new(v, "fraction", Direction::HigherIsBetter);
+        let cell = |seed, lcb, strict, differ| {
+            CellRecord::finished("random", 10, seed)
+                .with_metric("pass@1", frac(lcb))
+                .with_metric("rules/livecodebench@28fef95/pass@1", frac(lcb))
+                .with_metric("rules/strict/pass@1", frac(strict))
+                .with_metric(
+                    "rules/samples_differ",
+                    Metric::new(differ, "count", Direction::Neutral),
+                )
+        };
+        let md = render(
+            &ExperimentRecord::new("x", ""),
+            &[cell(1, 0.25, 0.5, 3.0), cell(2, 0.75, 0.5, 1.0)],
+        )
+        .markdown;
+        assert!(
+            md.contains(
+                "| arm | size | n | pass@1 `livecodebench@28fef95` | pass@1 `strict` | samples that differ |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("| random | 10 | 2 | 0.500 | 0.500 | 4 |"),
+            "{md}"
+        );
+        let one = render(
+            &ExperimentRecord::new("x", ""),
+            &[CellRecord::finished("random", 10, 1).with_metric("pass@1", frac(0.5))],
+        )
+        .markdown;
+        assert!(!one.contains("## Judge rules"), "{one}");
+    }
+
     /// Non-finite values outside the primary metric are listed too, never dropped silently.
     #[test]
     fn non_finite_rates_are_problems() {

@@ -43,6 +43,7 @@ pub fn markdown(a: &Analysis<'_>, plots: &[(String, String)]) -> String {
     primary_tables(&mut out, a);
     paper_tables(&mut out, a);
     pass_at_1_table(&mut out, a);
+    rules_table(&mut out, a);
     rates_table(&mut out, a);
     training_table(&mut out, a);
     paired_tables(&mut out, a);
@@ -274,6 +275,69 @@ fn pass_at_1_table(out: &mut String, a: &Analysis<'_>) {
             let _ = write!(row, " {m} |");
         }
         let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
+}
+
+/// pass@1 under each judge rule set the evaluator judged with (`rules/<RULES>/pass@1`) and the
+/// samples solved under one and not the other (`rules/samples_differ`); no section for cells
+/// judged under one rule set only.
+fn rules_table(out: &mut String, a: &Analysis<'_>) {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, _, cells) in all_groups(a) {
+        for cell in cells {
+            for key in cell.metrics.keys() {
+                if let Some(name) = key
+                    .strip_prefix("rules/")
+                    .and_then(|k| k.strip_suffix("/pass@1"))
+                {
+                    if !names.contains(&name) {
+                        names.push(name);
+                    }
+                }
+            }
+        }
+    }
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Judge rules
+"
+    );
+    let _ = writeln!(
+        out,
+        "Every sample was judged under each rule set: `livecodebench@28fef95` is LiveCodeBench's \
+         harness at that commit, quirks included (what published pass@1 numbers are), `strict` is \
+         valley's own semantics (a fresh process per test, exit status respected, no wrapping). \
+         The primary metric is under the evaluator's `rules` (default `livecodebench@28fef95`). \
+         pass@1: means over the finished seeds; samples that differ (solved under one rule set \
+         and not the other): summed over them.\n"
+    );
+    let mut header = String::from("| arm | size | n |");
+    let mut rule = String::from("|---|---:|---:|");
+    for name in &names {
+        let _ = write!(header, " pass@1 `{}` |", cell_text(name));
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(out, "{header} samples that differ |\n{rule}---:|");
+    for (arm, size, cells) in all_groups(a) {
+        let mut row = format!("| {} | {} | {} |", arm.name, size_label(size), cells.len());
+        for name in &names {
+            let m = group_mean(cells, |c| finite(c, &format!("rules/{name}/pass@1")));
+            let _ = write!(row, " {m} |");
+        }
+        let differ: Vec<f64> = cells
+            .iter()
+            .filter_map(|c| finite(c, "rules/samples_differ"))
+            .collect();
+        let differ = if differ.is_empty() {
+            "—".to_string()
+        } else {
+            format!("{}", differ.iter().sum::<f64>())
+        };
+        let _ = writeln!(out, "{row} {differ} |");
     }
     out.push('\n');
 }

@@ -392,8 +392,8 @@ fn human_eval_canonical_solutions_pass_and_truncated_ones_fail() {
 /// The data issue's labels: `valley data synth` marks each teacher response correct when it
 /// passes its hidden tests (run outside the sandbox, in a batched Python); `valley judge` on the
 /// same responses and tests must agree on every record under both rule sets, with the same
-/// verdict and first failing test (the judge-fidelity issue's 150 generated problems: the
-/// correct and incorrect subsets of a 150-problem corpus).
+/// verdict and first failing test (the judge-fidelity issue's 150 generated problems with the
+/// teacher's correct and buggy solutions).
 #[test]
 fn valley_judge_reproduces_the_synthetic_correct_labels() {
     let dir = tempfile::tempdir().unwrap();
@@ -411,7 +411,8 @@ fn valley_judge_reproduces_the_synthetic_correct_labels() {
     let mut problems = String::new();
     let mut generations = String::new();
     let mut labels = std::collections::HashMap::new();
-    for file in ["correct_6k.jsonl", "incorrect_6k.jsonl"] {
+    // All 150 problems of the corpus, each with its one teacher response, correct or buggy.
+    for file in ["train_30k.jsonl"] {
         for line in std::fs::read_to_string(data.join(file)).unwrap().lines() {
             let r: Value = serde_json::from_str(line).unwrap();
             let id = r["id"].as_str().unwrap().to_string();
@@ -438,6 +439,7 @@ fn valley_judge_reproduces_the_synthetic_correct_labels() {
             labels.insert(id, r["correct"].as_bool().unwrap());
         }
     }
+    assert_eq!(labels.len(), 150);
     assert!(labels.values().any(|c| *c) && labels.values().any(|c| !*c));
     let (p, g, v) = (
         dir.path().join("p.jsonl"),
