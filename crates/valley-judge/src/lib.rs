@@ -1,17 +1,17 @@
 //! The judge, generic over how programs run: it builds the sandbox requests for a candidate
 //! program, hands them to a [`Runner`] (the harness's sandbox, or a plugin's
-//! `Host::run_sandboxed`) and gives a verdict, following LiveCodeBench's rules (see the `compare` module)
-//! for LiveCodeBench-shaped problems, and OpenAI's HumanEval harness for HumanEval-shaped ones
-//! (`prompt` + completion, then `test`'s `check(entry_point)`) with one difference: `check` runs in
-//! a process the completion never touches and sees only plain data from it, so the completion
-//! cannot forge a pass (see the `proxy_driver` module).
+//! `Host::run_sandboxed`) and gives a verdict. LiveCodeBench-shaped problems are judged under a
+//! named rule set ([`Rules`], the `rules` module): `livecodebench@28fef95`, LiveCodeBench's
+//! harness with its quirks (the `lcb_driver` module), or `strict`, valley's own semantics (the
+//! `forking_driver` module); [`judge_compared`] judges under both. HumanEval-shaped problems
+//! follow OpenAI's harness (`prompt` + completion, then `test`'s `check(entry_point)`) with one
+//! difference: `check` runs in a process the completion never touches and sees only plain data
+//! from it, so the completion cannot forge a pass (the `proxy_driver` module).
 //!
-//! A LiveCodeBench sample is one sandbox run (see the `forking_driver` module): a driver imports the
-//! prelude and compiles the solution once, then forks a fresh process per test, each with its own
-//! timeout (default 6 s) and CPU and memory limits, under an overall deadline per sample. The
-//! first failing test decides the verdict (LiveCodeBench stops at the first failure), and a sample
-//! is solved only when every test passes. The program never sees expected outputs: stdout (or the
-//! JSON of a functional call's return value) comes back to the caller, which compares. A
+//! A LiveCodeBench sample is one sandbox run. The first failing test decides the verdict
+//! (LiveCodeBench stops at the first failure), and a sample is solved only when every test
+//! passes. The program never sees expected outputs: stdout, or a functional call's return value
+//! as type-preserving plain data ([`value`]), comes back to the judge, which compares. A
 //! sample's deadline grows with its tests as LiveCodeBench's does: (per-test timeout + 1 s) ×
 //! tests + 5 s.
 //!
