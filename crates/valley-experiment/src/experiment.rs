@@ -53,6 +53,54 @@ pub struct ExperimentFile {
     /// How the report reads the runs.
     #[serde(default)]
     pub report: Option<ReportSection>,
+    /// Where the cells run.
+    #[serde(default)]
+    pub executor: ExecutorSection,
+}
+
+/// Where an experiment's cells run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// Threads of the `valley experiment` process on this machine.
+    #[default]
+    Local,
+    /// Jobs of a Slurm cluster: a job per student, a job array of cells, a report job.
+    Slurm,
+}
+
+/// The `[executor]` section (`valley experiment --executor slurm --partition P …` sets the same
+/// keys).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorSection {
+    /// `local` (the default) or `slurm`.
+    #[serde(default)]
+    pub kind: ExecutorKind,
+    /// Slurm: the partition (the cluster's default when absent).
+    #[serde(default)]
+    pub partition: Option<String>,
+    /// Slurm: GPUs per cell (and per student).
+    #[serde(default)]
+    pub gpus_per_cell: Option<u32>,
+    /// Slurm: CPUs per cell.
+    #[serde(default)]
+    pub cpus_per_cell: Option<u32>,
+    /// Slurm: memory per cell (`--mem`, e.g. `16G`).
+    #[serde(default)]
+    pub mem: Option<String>,
+    /// Slurm: time limit per job (`--time`, e.g. `2:00:00`).
+    #[serde(default)]
+    pub time: Option<String>,
+    /// Slurm: cells running at once (the array's `%K` throttle).
+    #[serde(default)]
+    pub max_running: Option<u32>,
+    /// Slurm: seconds before the time limit a task is told to checkpoint and requeue (USR1).
+    #[serde(default)]
+    pub signal_seconds: Option<u32>,
+    /// Slurm: more `sbatch` arguments, as given (`--account=a`, `--qos=q`).
+    #[serde(default)]
+    pub sbatch_args: Vec<String>,
 }
 
 /// The `[report]` section.
@@ -292,6 +340,29 @@ impl Experiment {
             .and_then(|s| s.to_str())
             .unwrap_or("experiment")
             .to_string();
+        Self::resolve(name, file, spec)
+    }
+
+    /// The experiment a record of `experiment.json`'s shape holds (`name`, `file`, `resolved`),
+    /// as it was resolved then: the Slurm executor's tasks run the plan the submitting command
+    /// wrote, whatever changed in the file since. `path` is where the record was read (for
+    /// errors).
+    ///
+    /// # Errors
+    /// A record that is not of that shape, or whose spec no longer resolves.
+    pub fn from_record(record: &serde_json::Value, path: &Path) -> Result<Self> {
+        let err = |msg: String| Error::experiment_file(path, msg);
+        let name = record["name"]
+            .as_str()
+            .ok_or_else(|| err("no `name`".into()))?
+            .to_string();
+        let file = PathBuf::from(
+            record["file"]
+                .as_str()
+                .ok_or_else(|| err("no `file`".into()))?,
+        );
+        let spec: ExperimentFile = serde_json::from_value(record["resolved"].clone())
+            .map_err(|e| err(format!("`resolved`: {e}")))?;
         Self::resolve(name, file, spec)
     }
 

@@ -57,9 +57,9 @@ pub use error::{Error, Result};
 pub use evaluate::{config_from_overrides, evaluate, EvalResult};
 pub use events::{CellEnd, Observers, Phase, StudentState, SweepEvent, SweepObserver};
 pub use experiment::{
-    parse_override_value, Arm, ArmSpec, Cell, Experiment, ExperimentFile, OutputSection,
-    PluginSpec, PluginsSection, ReportSection, StageSpec, StudentSpec, SweepSection,
-    TrackingSection,
+    parse_override_value, Arm, ArmSpec, Cell, ExecutorKind, ExecutorSection, Experiment,
+    ExperimentFile, OutputSection, PluginSpec, PluginsSection, ReportSection, StageSpec,
+    StudentSpec, SweepSection, TrackingSection,
 };
 pub use fingerprint::{config_hash, order_hash};
 pub use pipeline::{run_pipeline, PipelineOutcome, Stage, StageReport};
@@ -67,4 +67,4 @@ pub use run_tracking::{utc_stamp, Session};
 pub use sampling::{
     cell_config, exp_record, write_cell, Plan, PlannedCell, PluginRegistry, Prepared,
 };
-pub use sweep::{build_students, fill_record, Sweep, SweepSummary};
+pub use sweep::{build_student, build_students, fill_record, Sweep, SweepSummary};

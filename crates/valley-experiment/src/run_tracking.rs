@@ -151,6 +151,24 @@ impl Session {
     /// # Errors
     /// As [`Session::open`].
     pub fn open_with(exp: &Experiment, target: Target, out: &mut dyn Write) -> Result<Self> {
+        Self::start(exp, target, None, out)
+    }
+
+    /// Tracking for one step of an experiment whose parent run another process started (a
+    /// Slurm task): cells become children of `parent`; the parent is neither created nor ended.
+    ///
+    /// # Errors
+    /// As [`Session::open`].
+    pub fn attach(exp: &Experiment, parent: RunId, out: &mut dyn Write) -> Result<Self> {
+        Self::start(exp, target_from_env(&exp.spec.tracking), Some(parent), out)
+    }
+
+    fn start(
+        exp: &Experiment,
+        target: Target,
+        attach_to: Option<RunId>,
+        out: &mut dyn Write,
+    ) -> Result<Self> {
         let root = exp.runs_dir().join("tracking");
         let mlflow_experiment = exp
             .spec
@@ -204,6 +222,20 @@ impl Session {
         if let Some(commit) = git_commit(base) {
             context.push(("valley.git_commit".into(), commit.clone()));
             context.push(("mlflow.source.git.commit".into(), commit));
+        }
+        if let Some(parent) = attach_to {
+            return Ok(Self {
+                tracker,
+                client,
+                experiment: exp.name.clone(),
+                mlflow_experiment,
+                parent,
+                context,
+                finished_local,
+                finished_remote,
+                units_logged: Mutex::default(),
+                cells: Mutex::default(),
+            });
         }
         let start = now_ms();
         let mut tags: BTreeMap<String, String> = context.iter().cloned().collect();
@@ -396,7 +428,22 @@ impl Session {
     /// # Errors
     /// When the local run directory cannot be written.
     pub fn close(self, status: RunStatus, out: &mut dyn Write) -> Result<()> {
-        self.tracker.end_run(&self.parent, status)?;
+        self.finish(Some(status), out)
+    }
+
+    /// Sends what this process logged and stops, leaving the parent run open (another process
+    /// ends it: the Slurm executor's report job).
+    ///
+    /// # Errors
+    /// As [`Session::close`].
+    pub fn release(self, out: &mut dyn Write) -> Result<()> {
+        self.finish(None, out)
+    }
+
+    fn finish(self, end: Option<RunStatus>, out: &mut dyn Write) -> Result<()> {
+        if let Some(status) = end {
+            self.tracker.end_run(&self.parent, status)?;
+        }
         let root = self.tracker.store().root().to_path_buf();
         let Some(client) = self.client else {
             let _ = writeln!(out, "tracking: runs logged under {}", root.display());

@@ -278,7 +278,7 @@ pub fn cell_config(prepared: &Prepared, planned: &PlannedCell) -> serde_json::Va
     })
 }
 
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, e.into()))?;
     bytes.push(b'\n');
     write_atomic(path, &bytes)
@@ -286,7 +286,11 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
 
 /// Writes through a temporary file and a rename, so that a killed run never leaves half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
+    // A temporary name of its own: other processes (Slurm tasks) and threads may write the same
+    // file at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("tmp.{}.{n}", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }

@@ -515,6 +515,26 @@ pub fn build_students(
     Ok(built)
 }
 
+/// Builds one student (and the students it starts from), or finds it built: a Slurm task of its
+/// own.
+///
+/// # Errors
+/// As [`build_students`].
+pub fn build_student(
+    prepared: &Prepared,
+    registry: &PluginRegistry,
+    cancel: &Arc<AtomicBool>,
+    name: &str,
+    observer: &dyn SweepObserver,
+) -> Result<Student> {
+    students::ensure(&prepared.experiment, name, registry, cancel, observer).map_err(|e| {
+        Error::Student {
+            name: name.to_string(),
+            source: Box::new(e),
+        }
+    })
+}
+
 /// Copies an evaluator's metrics into a report record: every metric by name, and the fields
 /// reports treat specially (`pass@1/<difficulty>`, `completion_rate`, `think_rate`).
 pub fn fill_record(record: &mut CellRecord, metrics: &[MetricPoint]) {
@@ -599,11 +619,7 @@ fn describe(record: &CellRecord) -> String {
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::io(path, e.into()))?;
-    bytes.push(b'\n');
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, &bytes).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    crate::sampling::write_json(path, value)
 }
 
 #[cfg(test)]

@@ -66,6 +66,10 @@ pub fn pending(store: &LocalStore, run: &RunId, uri: &str) -> Result<bool> {
 /// The first failed request: [`TrackingError::Unreachable`] (retry later) or the server's
 /// refusal (kept in `sync.json` as well).
 pub fn sync_run(store: &LocalStore, client: &MlflowClient, run: &RunId) -> Result<RunSync> {
+    // Processes that share the run directory (the Slurm executor's tasks on a shared file system)
+    // send a run one at a time: the lock holder reads what is acknowledged, sends the rest and
+    // records it, so no event is sent twice.
+    let _lock = RunLock::take(&store.run_dir(run))?;
     let uri = client.uri().to_string();
     let mut remote = store.sync_state(run)?.remove(&uri).unwrap_or_default();
     let mut done = RunSync {
@@ -104,6 +108,40 @@ pub fn sync_run(store: &LocalStore, client: &MlflowClient, run: &RunId) -> Resul
         done.mlflow = remote.experiment_id.clone().zip(remote.run_id.clone());
     }
     Ok(done)
+}
+
+/// An exclusive `flock` on a run's `sync.lock`, released when dropped.
+struct RunLock(std::fs::File);
+
+impl RunLock {
+    fn take(dir: &std::path::Path) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let path = dir.join("sync.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| TrackingError::io(&path, e))?;
+        loop {
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                return Ok(Self(file));
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(TrackingError::io(&path, e));
+            }
+        }
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: as in `take`; closing the file would release it too.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
 }
 
 fn send(

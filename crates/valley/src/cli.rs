@@ -59,6 +59,9 @@ pub enum Command {
     },
     /// Render a report (Markdown + one SVG plot per arm) from run records in a JSON file.
     Report(ReportArgs),
+    /// The state of each cell of an experiment submitted with `--executor slurm`: pending,
+    /// running, finished, interrupted or failed (run directory and scheduler).
+    Status(StatusArgs),
 }
 
 /// `valley judge`.
@@ -145,6 +148,35 @@ pub struct ExperimentArgs {
     /// Stop each cell after sampling: write the ordered training files, train nothing.
     #[arg(long)]
     pub sample_only: bool,
+    /// Where cells run: `local` (threads of this process) or `slurm` (a job per student, a job
+    /// array of cells, a report job; see README "Running on a cluster"). Sets `executor.kind`.
+    #[arg(long, value_name = "local|slurm")]
+    pub executor: Option<String>,
+    /// Slurm partition (`executor.partition`).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// GPUs per cell (`executor.gpus_per_cell`).
+    #[arg(long)]
+    pub gpus_per_cell: Option<u32>,
+    /// CPUs per cell (`executor.cpus_per_cell`).
+    #[arg(long)]
+    pub cpus_per_cell: Option<u32>,
+    /// Memory per cell, e.g. 16G (`executor.mem`).
+    #[arg(long)]
+    pub mem: Option<String>,
+    /// Time limit per job, e.g. 2:00:00 (`executor.time`).
+    #[arg(long)]
+    pub time: Option<String>,
+    /// Cells running at once on the cluster (`executor.max_running`).
+    #[arg(long)]
+    pub max_running: Option<u32>,
+    /// More sbatch arguments, as given; repeatable (`executor.sbatch_args`).
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Internal: run one step of a plan written by `--executor slurm` (NAME is the plan file):
+    /// `student:NAME`, `cell:INDEX` or `report`.
+    #[arg(long, hide = true)]
+    pub slurm_task: Option<String>,
 }
 
 impl ExperimentArgs {
@@ -152,6 +184,42 @@ impl ExperimentArgs {
     pub fn jobs(&self, cores: usize) -> usize {
         self.jobs.unwrap_or(cores.min(4)).max(1)
     }
+
+    /// The `--set` overrides followed by the executor flags as the keys they stand for (later
+    /// wins, so a flag beats a `--set` of the same key).
+    pub fn all_overrides(&self) -> Vec<String> {
+        let quote = |s: &str| serde_json::to_string(s).expect("strings serialize");
+        let mut all = self.overrides.clone();
+        let mut put = |key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                all.push(format!("executor.{key}={v}"));
+            }
+        };
+        put("kind", self.executor.as_deref().map(quote));
+        put("partition", self.partition.as_deref().map(quote));
+        put("gpus_per_cell", self.gpus_per_cell.map(|v| v.to_string()));
+        put("cpus_per_cell", self.cpus_per_cell.map(|v| v.to_string()));
+        put("mem", self.mem.as_deref().map(quote));
+        put("time", self.time.as_deref().map(quote));
+        put("max_running", self.max_running.map(|v| v.to_string()));
+        if !self.sbatch_args.is_empty() {
+            let list: Vec<String> = self.sbatch_args.iter().map(|a| quote(a)).collect();
+            all.push(format!("executor.sbatch_args=[{}]", list.join(", ")));
+        }
+        all
+    }
+}
+
+/// `valley status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Experiment name (or path to its file): shows the state of each cell of its latest Slurm
+    /// submission, from the run directory and the scheduler.
+    pub name: String,
+    /// Override a key of the experiment file (as `valley experiment --set`), e.g. where the runs
+    /// are (`output.runs_dir`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// `valley sync`.

@@ -28,6 +28,14 @@ fn main() -> ExitCode {
     // Parallel cells share the cores: each gets its share of threads (one per cell by default).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = match &cli.command {
+        // A Slurm task uses the CPUs Slurm gave it (one unless `--cpus-per-cell`).
+        Command::Experiment(args) if args.slurm_task.is_some() => {
+            std::env::var("SLURM_CPUS_PER_TASK")
+                .ok()
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(1)
+                .max(1)
+        }
         Command::Experiment(args) => (cores / args.jobs(cores)).max(1),
         _ => cores,
     };
@@ -66,6 +74,7 @@ fn run(cli: Cli, cores: usize) -> anyhow::Result<Outcome> {
     let outcome = match cli.command {
         Command::Experiment(args) => commands::experiment::run(&args, cores, &search, out)?,
         Command::Report(args) => commands::report::run(&args, out)?,
+        Command::Status(args) => commands::slurm::status(&args, out)?,
         Command::Sync(args) => commands::sync::run(&args, out)?,
         Command::Mlflow { command } => commands::mlflow::run(&command, out)?,
         Command::Judge(args) => commands::judge::run(&args, out)?,

@@ -9,8 +9,8 @@ use std::{
 };
 
 use valley_experiment::{
-    build_students, uncached_hub_source, Experiment, Observers, PluginRegistry, Prepared, Session,
-    Sweep, SweepObserver,
+    build_students, uncached_hub_source, ExecutorKind, Experiment, Observers, PluginRegistry,
+    Prepared, Session, Sweep, SweepObserver,
 };
 use valley_plugin_host::{CallServices, PluginSearch};
 use valley_tracking::{server, RunStatus};
@@ -38,6 +38,15 @@ pub fn run(
         }
     }
     let cancel = crate::interrupt::on_stop_signals();
+    if let Some(task) = &args.slurm_task {
+        return super::slurm::task(args, task, search, cancel, out);
+    }
+    if !args.dry_run {
+        let exp = Experiment::load(&args.name, &args.all_overrides())?;
+        if exp.spec.executor.kind == ExecutorKind::Slurm {
+            return super::slurm::submit(args, exp, search, cancel, out);
+        }
+    }
     Ok(experiment(args, args.jobs(cores), search, cancel, out)?)
 }
 
@@ -50,7 +59,7 @@ fn experiment(
     out: &mut (dyn Write + Send),
 ) -> valley_experiment::Result<Outcome> {
     let (dry_run, force) = (args.dry_run, args.force);
-    let exp = Experiment::load(&args.name, &args.overrides)?;
+    let exp = Experiment::load(&args.name, &args.all_overrides())?;
     if dry_run {
         if let Some(source) = uncached_hub_source(&exp.spec.data)? {
             return dry_run_without_data(&exp, search, source, out);

@@ -9,6 +9,7 @@ pub mod judge;
 pub mod mlflow;
 pub mod plugins;
 pub mod report;
+pub mod slurm;
 pub mod sync;
 
 /// Whether a command's gate passed (exit 0) or not (exit 1). Errors are exit 2.
