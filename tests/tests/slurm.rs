@@ -6,7 +6,8 @@
 //! --batch`, reaching the batch shell as the job's `--signal=B:USR1` would) checkpoints, requeues
 //! itself and finishes from its checkpoint; a cell killed outright is reported as failed while the
 //! other finishes. `valley status` shows pending (a `%1` throttle), running, finished and failed
-//! cells.
+//! cells. The first test tracks into a real MLflow server from every task: one parent run, one
+//! child per cell, every metric point once.
 //!
 //! The tests run one at a time (a lock): the node has the machine's two cores.
 
@@ -19,6 +20,9 @@ use std::{
 
 use serde_json::Value;
 use valley_e2e::{assert_code, show, stdout, valley, workspace_root};
+
+mod mlflow_server;
+use mlflow_server::{assert_histories_match, mlflow_runs, Server};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -131,6 +135,17 @@ enabled = false
 }
 
 fn submit(cluster: &Cluster, cwd: &Path, file: &Path, runs: &str, extra: &[&str]) -> String {
+    submit_with(cluster, cwd, file, runs, extra, &[])
+}
+
+fn submit_with(
+    cluster: &Cluster,
+    cwd: &Path,
+    file: &Path,
+    runs: &str,
+    extra: &[&str],
+    envs: &[(&str, Option<&str>)],
+) -> String {
     let mut args = vec![
         "experiment".to_string(),
         file.display().to_string(),
@@ -140,7 +155,9 @@ fn submit(cluster: &Cluster, cwd: &Path, file: &Path, runs: &str, extra: &[&str]
         format!("output.runs_dir={runs}"),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let out = valley(&args, cwd, &cluster.env());
+    let mut env = cluster.env();
+    env.extend_from_slice(envs);
+    let out = valley(&args, cwd, &env);
     assert_code(&out, 0);
     stdout(&out)
 }
@@ -217,15 +234,18 @@ fn json(path: &Path) -> Value {
 fn an_experiment_through_slurm_has_the_records_of_the_local_executor() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let cluster = Cluster::start();
+    let server = Server::start();
     let (cwd, file) = workdir("tiny", &["random", "easy-first"], 20, &[1, 2]);
     let runs = cwd.path().join("runs-slurm");
     let runs_s = runs.display().to_string();
-    let printed = submit(
+    // Tracked in a real MLflow from every task (the jobs inherit MLFLOW_TRACKING_URI).
+    let printed = submit_with(
         &cluster,
         cwd.path(),
         &file,
         &runs_s,
-        &["--max-running", "1"],
+        &["--max-running", "1", "--set", "tracking.enabled=true"],
+        &[("MLFLOW_TRACKING_URI", Some(server.uri.as_str()))],
     );
     assert!(
         printed.contains("submitted student base: job")
@@ -282,11 +302,14 @@ fn an_experiment_through_slurm_has_the_records_of_the_local_executor() {
         let (a, b) = (runs.join("tiny").join(cell), local.join("tiny").join(cell));
         // The same plan and config (hence config hash), the same training order, the same
         // results.
-        assert_eq!(
-            json(&a.join("config.json")),
-            json(&b.join("config.json")),
-            "{cell}"
-        );
+        // (`tracking` aside: where results are sent is outside the config hash, and only the
+        // Slurm run was tracked in MLflow.)
+        let config = |dir: &Path| {
+            let mut c = json(&dir.join("config.json"));
+            c.as_object_mut().unwrap().remove("tracking");
+            c
+        };
+        assert_eq!(config(&a), config(&b), "{cell}");
         assert_eq!(
             read(&a.join("train.jsonl")),
             read(&b.join("train.jsonl")),
@@ -334,6 +357,25 @@ fn an_experiment_through_slurm_has_the_records_of_the_local_executor() {
     }
     assert_eq!(children, 4, "one child run per cell");
     assert_eq!(parents.len(), 1, "{parents:?}");
+    // In MLflow: the submitting command's parent run, ended by the report job, with the four
+    // cells as its children, each once, and every metric point each task logged, once.
+    let client = server.client();
+    let (mlflow_parents, mlflow_children) = mlflow_runs(&client, "tiny");
+    assert_eq!(mlflow_parents.len(), 1, "{mlflow_parents:?}");
+    let parent = &mlflow_parents[0];
+    assert_eq!(parent.info.status, "FINISHED", "{parent:?}");
+    assert_eq!(mlflow_children.len(), 4, "{:?}", mlflow_children.keys());
+    for (key, runs) in &mlflow_children {
+        assert_eq!(runs.len(), 1, "{key}: {runs:?}");
+        assert_eq!(runs[0].info.status, "FINISHED", "{key}");
+        assert_eq!(
+            runs[0].tag("mlflow.parentRunId"),
+            Some(parent.info.run_id.as_str()),
+            "{key}"
+        );
+    }
+    let points = assert_histories_match(&client, &tracking, &server.uri);
+    assert!(points > 0);
     drop(cluster);
     let _ = show;
 }

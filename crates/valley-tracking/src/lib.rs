@@ -49,7 +49,7 @@ mod sync;
 mod target;
 mod worker;
 
-pub use batch::{truncate, LogBatch};
+pub use batch::{mlflow_name, truncate, LogBatch};
 pub use local::{LocalStore, LocalTracker};
 pub use memory::MemoryTracker;
 pub use mlflow::{MlflowClient, Run};
