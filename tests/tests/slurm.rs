@@ -485,4 +485,18 @@ fn a_cell_killed_outright_is_reported_failed_and_the_other_finishes() {
     );
     let md = read(&cwd.path().join("reports/out/killed.md"));
     assert!(md.contains("Cells: 1 finished, 1 failed."), "{md}");
+    // The killed cell's child run does not run on: the report job ended it FAILED.
+    let tracking = runs.join("killed").join("tracking");
+    let killed_run = std::fs::read_dir(&tracking)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-random-n400-s1"))
+        .expect("the killed cell's run");
+    let events = read(&killed_run.join("events.jsonl"));
+    assert!(
+        events
+            .lines()
+            .any(|l| l.contains("\"end\"") && l.contains("FAILED")),
+        "{events}"
+    );
 }

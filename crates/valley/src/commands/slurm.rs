@@ -18,7 +18,7 @@
 //! (exit 75); the script then requeues its own task (`scontrol requeue`), and the next start
 //! resumes from the checkpoint. Any other failure is recorded in the cell's directory as locally,
 //! and a task that ended without leaving a result (killed outright) is recorded as failed by the
-//! report job, with the scheduler's state.
+//! report job (its directory's `error.txt`, and its child run ended `FAILED`).
 //!
 //! Tracking: each job logs to the shared run directory and, when a server is configured, to
 //! MLflow under the parent run; the local store sends each run one process at a time (a lock per
@@ -39,7 +39,7 @@ use valley_experiment::{
     Prepared, Session, Sweep, SweepObserver,
 };
 use valley_plugin_host::{CallServices, PluginSearch};
-use valley_tracking::{now_ms, RunId, RunStatus};
+use valley_tracking::{now_ms, LocalStore, RunId, RunStatus};
 
 use super::{report, Outcome};
 use crate::{
@@ -173,8 +173,9 @@ pub fn submit(
     let dir = runs.join("slurm").join(&stamp);
     std::fs::create_dir_all(dir.join("logs"))
         .with_context(|| format!("creating {}", dir.display()))?;
+    // As the local executor: without a trainer (or with --sample-only) cells only sample, and
+    // no student is built.
     let sample_only = args.sample_only || exp.spec.trainer.is_none();
-    let trains = !sample_only || exp.spec.evaluator.is_some();
     // Students the arms start from, each after the student it starts from.
     let mut students: Vec<String> = Vec::new();
     fn add(exp: &Experiment, name: &str, into: &mut Vec<String>) {
@@ -192,7 +193,7 @@ pub fn submit(
         }
         into.push(name.to_string());
     }
-    if trains && !sample_only {
+    if !sample_only {
         for arm in &exp.arms {
             if let Some(name) = &arm.student {
                 add(exp, name, &mut students);
@@ -518,7 +519,8 @@ fn report_task(
     out: &mut (dyn Write + Send),
 ) -> anyhow::Result<Outcome> {
     let exp = &prepared.experiment;
-    let session = Session::attach(exp, parent, out)?;
+    let session = Session::attach(exp, parent.clone(), out)?;
+    let store = LocalStore::new(exp.runs_dir().join("tracking"));
     let plan = prepared.plan(&CallServices::new("plan", Arc::new(AtomicBool::new(false))))?;
     let runs = exp.runs_dir();
     let mut all_finished = true;
@@ -533,11 +535,21 @@ fn report_task(
                 if !dir.join("config.json").is_file() {
                     write_json(&dir.join("config.json"), &cell_config(prepared, planned))?;
                 }
-                std::fs::write(
-                    dir.join("error.txt"),
-                    "the Slurm task ended without a result (killed, or never started: its \
-                     dependency failed or it was cancelled); see the task's log\n",
-                )?;
+                let why = "the Slurm task ended without a result (killed, or never started: \
+                           its dependency failed or it was cancelled); see the task's log";
+                std::fs::write(dir.join("error.txt"), format!("{why}\n"))?;
+                // Its child run, if the task got to start one, ends FAILED rather than running on.
+                for run in store.runs().unwrap_or_default() {
+                    let Ok(summary) = store.summary(&run) else {
+                        continue;
+                    };
+                    if summary.status.is_none()
+                        && summary.spec.parent.as_ref() == Some(&parent)
+                        && summary.tags.get("valley.cell_key") == Some(&planned.key)
+                    {
+                        session.end_cell(&run, RunStatus::Failed, Some(why))?;
+                    }
+                }
                 writeln!(
                     out,
                     "{}: failed: the Slurm task ended without a result",
