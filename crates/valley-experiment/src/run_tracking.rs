@@ -223,40 +223,33 @@ impl Session {
             context.push(("valley.git_commit".into(), commit.clone()));
             context.push(("mlflow.source.git.commit".into(), commit));
         }
-        if let Some(parent) = attach_to {
-            return Ok(Self {
-                tracker,
-                client,
-                experiment: exp.name.clone(),
-                mlflow_experiment,
-                parent,
-                context,
-                finished_local,
-                finished_remote,
-                units_logged: Mutex::default(),
-                cells: Mutex::default(),
-            });
-        }
-        let start = now_ms();
-        let mut tags: BTreeMap<String, String> = context.iter().cloned().collect();
-        tags.insert("valley.kind".into(), "parent".into());
-        tags.insert("valley.experiment".into(), exp.name.clone());
-        tags.insert("valley.file".into(), exp.file.display().to_string());
-        tags.insert("mlflow.source.name".into(), "valley experiment".into());
-        let parent = tracker.create_run(RunSpec {
-            experiment: mlflow_experiment.clone(),
-            name: format!("{} {}", exp.name, utc_stamp(start)),
-            parent: None,
-            tags,
-            start_time: start,
-        })?;
-        let mut params = Vec::new();
-        flatten(
-            "",
-            &serde_json::to_value(&exp.spec).unwrap_or_default(),
-            &mut params,
-        );
-        tracker.log_params(&parent, params)?;
+        // A Slurm task attaches to the parent run the submitting command started.
+        let parent = match attach_to {
+            Some(parent) => parent,
+            None => {
+                let start = now_ms();
+                let mut tags: BTreeMap<String, String> = context.iter().cloned().collect();
+                tags.insert("valley.kind".into(), "parent".into());
+                tags.insert("valley.experiment".into(), exp.name.clone());
+                tags.insert("valley.file".into(), exp.file.display().to_string());
+                tags.insert("mlflow.source.name".into(), "valley experiment".into());
+                let parent = tracker.create_run(RunSpec {
+                    experiment: mlflow_experiment.clone(),
+                    name: format!("{} {}", exp.name, utc_stamp(start)),
+                    parent: None,
+                    tags,
+                    start_time: start,
+                })?;
+                let mut params = Vec::new();
+                flatten(
+                    "",
+                    &serde_json::to_value(&exp.spec).unwrap_or_default(),
+                    &mut params,
+                );
+                tracker.log_params(&parent, params)?;
+                parent
+            }
+        };
         Ok(Self {
             tracker,
             client,
